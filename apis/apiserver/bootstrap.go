@@ -1,0 +1,151 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+	"time"
+
+	"github.com/keelson/keelson/apis/authn"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// LoopbackConfig is a client config for components in this process: the admin-level loopback
+// identity, over the real HTTPS listener, as upstream's in-process clients use.
+func (s *Server) LoopbackConfig() (*rest.Config, error) {
+	cert, key, err := s.bundle.ClientPair("loopback", "system:apiserver", []string{authn.GroupMasters})
+	if err != nil {
+		return nil, err
+	}
+	return &rest.Config{
+		Host:            s.URL,
+		TLSClientConfig: rest.TLSClientConfig{CAData: s.bundle.CAPEM, CertFile: cert, KeyFile: key},
+		QPS:             -1,
+		UserAgent:       "keelson-apiserver",
+	}, nil
+}
+
+// writeAdminKubeconfig writes a kubeconfig for the admin user (group system:masters) with the
+// credentials inline, so that the file stands alone.
+func (s *Server) writeAdminKubeconfig(path string) error {
+	certPath, keyPath, err := s.bundle.ClientPair("admin", "kubernetes-admin", []string{authn.GroupMasters})
+	if err != nil {
+		return err
+	}
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return err
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["keelson"] = &clientcmdapi.Cluster{Server: s.URL, CertificateAuthorityData: s.bundle.CAPEM}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	cfg.Contexts["keelson"] = &clientcmdapi.Context{Cluster: "keelson", AuthInfo: "admin", Namespace: "default"}
+	cfg.CurrentContext = "keelson"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// bootstrap creates what a cluster has from the start: the system namespaces, the kubernetes
+// Service with endpoints pointing at this server, and the system priority classes.
+func (s *Server) bootstrap(ctx context.Context) error {
+	cfg, err := s.LoopbackConfig()
+	if err != nil {
+		return err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, name := range []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease} {
+		_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("namespace %s: %w", name, err)
+		}
+	}
+	for name, value := range map[string]int32{"system-node-critical": 2000001000, "system-cluster-critical": 2000000000} {
+		pc := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Value: value,
+			Description: "Used for system critical pods that must not be moved from their current node."}
+		if name == "system-cluster-critical" {
+			pc.Description = "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."
+		}
+		if _, err := c.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("priority class %s: %w", name, err)
+		}
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: s.alloc.IPs.Nth(1).String(),
+			Ports:     []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(int32(s.opts.Port))}},
+		},
+	}
+	if _, err := c.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("kubernetes service: %w", err)
+	}
+	return s.reconcileEndpoints(ctx, c)
+}
+
+// reconcileEndpoints points the kubernetes Service's Endpoints and EndpointSlice at this server.
+func (s *Server) reconcileEndpoints(ctx context.Context, c kubernetes.Interface) error {
+	port := int32(s.opts.Port)
+	want := []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: s.opts.AdvertiseAddress}},
+		Ports:     []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}},
+	}}
+	ep, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		ep = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}}, Subsets: want}
+		if _, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Create(ctx, ep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	case err != nil:
+		return err
+	case !reflect.DeepEqual(ep.Subsets, want):
+		ep.Subsets = want
+		if _, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Update(ctx, ep, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	ready := true
+	name, proto := "https", corev1.ProtocolTCP
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
+			Labels: map[string]string{discoveryv1.LabelServiceName: "kubernetes"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{s.opts.AdvertiseAddress}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &name, Port: &port, Protocol: &proto}},
+	}
+	cur, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		if _, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).Create(ctx, slice, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	case err != nil:
+		return err
+	case !reflect.DeepEqual(cur.Endpoints, slice.Endpoints) || !reflect.DeepEqual(cur.Ports, slice.Ports):
+		cur.Endpoints, cur.Ports = slice.Endpoints, slice.Ports
+		if _, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

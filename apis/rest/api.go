@@ -1,0 +1,200 @@
+// Package rest serves the resource URLs of every catalogued resource: get, list, watch, create,
+// update, patch, delete and deletecollection, and the status and scale subresources. It runs a
+// request in one fixed order: decode, strategy (prepare, validate), admission, store.
+package rest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/keelson/keelson/apis/catalogue"
+	"github.com/keelson/keelson/apis/printers"
+	"github.com/keelson/keelson/registry/store"
+	"github.com/keelson/keelson/registry/watchcache"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+)
+
+// Config is what the REST layer needs.
+type Config struct {
+	Catalogue *catalogue.Catalogue
+	Scheme    *runtime.Scheme
+	Etcd      *clientv3.Client
+	Log       *slog.Logger
+	// Cache tunes the watch caches.
+	Cache watchcache.Options
+}
+
+// storage is one etcd prefix with its store and cache; resources that share a prefix share it.
+type storage struct {
+	store *store.Store
+	cache *watchcache.Cache
+}
+
+// API serves resource requests.
+type API struct {
+	catalogue *catalogue.Catalogue
+	scheme    *runtime.Scheme
+	codecs    serializer.CodecFactory
+	log       *slog.Logger
+	storages  map[string]*storage // by etcd prefix
+	hooks     map[schema.GroupResource]Hooks
+	printers  *printers.Set
+
+	fieldManagers fieldManagers
+}
+
+// New builds the stores and caches of every stored resource in the catalogue.
+func New(cfg Config) (*API, error) {
+	a := &API{
+		catalogue: cfg.Catalogue,
+		scheme:    cfg.Scheme,
+		codecs:    serializer.NewCodecFactory(cfg.Scheme, serializer.WithStreamingCollectionEncodingToJSON(), serializer.WithStreamingCollectionEncodingToProtobuf()),
+		log:       cfg.Log,
+		storages:  map[string]*storage{},
+		hooks:     map[schema.GroupResource]Hooks{},
+		printers:  printers.New(),
+	}
+	codec := protobuf.NewSerializer(cfg.Scheme, cfg.Scheme)
+	for _, r := range cfg.Catalogue.Resources() {
+		if r.Virtual || a.storages[r.EtcdPrefix] != nil {
+			continue
+		}
+		if !cfg.Scheme.Recognizes(r.StorageGVK()) {
+			return nil, fmt.Errorf("rest: %s: kind %s is not in the scheme", r.GroupVersionResource, r.StorageGVK())
+		}
+		s := store.New(cfg.Etcd, r.GroupResource(), r.EtcdPrefix, codec)
+		a.storages[r.EtcdPrefix] = &storage{store: s, cache: watchcache.New(s, cfg.Cache, cfg.Log)}
+	}
+	return a, nil
+}
+
+// Run feeds every watch cache until ctx is done.
+func (a *API) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range a.storages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.cache.Run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// WaitReady waits until every cache has its first list.
+func (a *API) WaitReady(ctx context.Context) error {
+	for _, s := range a.storages {
+		if err := s.cache.WaitFor(ctx, 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Store returns the store of a stored resource, for components of the server that write directly
+// (bootstrap objects, allocators).
+func (a *API) Store(gr schema.GroupResource) *store.Store {
+	if s := a.storageFor(gr); s != nil {
+		return s.store
+	}
+	return nil
+}
+
+func (a *API) storageFor(gr schema.GroupResource) *storage {
+	for _, r := range a.catalogue.Resources() {
+		if r.GroupResource() == gr && !r.Virtual {
+			return a.storages[r.EtcdPrefix]
+		}
+	}
+	return nil
+}
+
+// Hooks are a resource's steps beyond its strategy: allocation and release of what it holds.
+type Hooks struct {
+	// BeforeCreate runs after validation and before the object is stored. It may allocate; undo
+	// releases what it took if the create then fails. On dry run it must not allocate.
+	BeforeCreate func(ctx context.Context, obj runtime.Object, dryRun bool) (undo func(), err error)
+	// PrepareUpdate runs before the strategy on an update, with the stored object.
+	PrepareUpdate func(obj, old runtime.Object)
+	// AfterDelete runs once the object is gone from storage.
+	AfterDelete func(ctx context.Context, obj runtime.Object)
+}
+
+// SetHooks installs a resource's hooks; call before serving.
+func (a *API) SetHooks(gr schema.GroupResource, h Hooks) { a.hooks[gr] = h }
+
+// ServeHTTP handles a resource URL; ok is false when the path is not one.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info, ok := parseResourcePath(r)
+	if !ok {
+		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
+		return
+	}
+	res := a.catalogue.Lookup(info.GroupVersionResource)
+	if res == nil {
+		a.writeError(w, r, notFoundPath())
+		return
+	}
+	if info.Namespace != "" && !res.Namespaced {
+		a.writeError(w, r, notFoundPath())
+		return
+	}
+	verb := info.Verb
+	if info.Subresource != "" {
+		sub := res.Subresource(info.Subresource)
+		if sub == nil {
+			a.writeError(w, r, notFoundPath())
+			return
+		}
+		if !contains(sub.Verbs, verb) {
+			a.writeError(w, r, methodNotSupported(res, verb))
+			return
+		}
+	} else if !res.HasVerb(verb) {
+		a.writeError(w, r, methodNotSupported(res, verb))
+		return
+	}
+	if res.Virtual {
+		a.serveVirtual(w, r, res, info)
+		return
+	}
+	h := &handler{API: a, res: res, info: info, st: a.storages[res.EtcdPrefix]}
+	h.serve(w, r)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// notFoundPath is upstream's answer for a URL nothing is served at.
+func notFoundPath() error {
+	return apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "the server could not find the requested resource", 0, false)
+}
+
+func methodNotSupported(res *catalogue.Resource, verb string) error {
+	return apierrors.NewMethodNotSupported(res.GroupResource(), verb)
+}
+
+// Cached returns the cached objects of a stored resource (all namespaces). They are shared:
+// never modify them.
+func (a *API) Cached(gr schema.GroupResource) []runtime.Object {
+	s := a.storageFor(gr)
+	if s == nil {
+		return nil
+	}
+	objs, _ := s.cache.List(s.store.KeyPrefix())
+	return objs
+}

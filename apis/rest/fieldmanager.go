@@ -1,0 +1,40 @@
+package rest
+
+import (
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+)
+
+// fieldManagers caches one managedFields tracker per kind and subresource; building one is costly.
+type fieldManagers struct {
+	mu sync.Mutex // guards byKind
+	byKind map[fieldManagerKey]*managedfields.FieldManager
+}
+
+type fieldManagerKey struct {
+	gvk         schema.GroupVersionKind
+	subresource string
+}
+
+func (a *API) fieldManagerFor(gvk schema.GroupVersionKind, subresource string) (*managedfields.FieldManager, error) {
+	a.fieldManagers.mu.Lock()
+	defer a.fieldManagers.mu.Unlock()
+	key := fieldManagerKey{gvk, subresource}
+	if fm, ok := a.fieldManagers.byKind[key]; ok {
+		return fm, nil
+	}
+	// TODO: use the OpenAPI-derived type converter once the OpenAPI definitions are generated, so
+	// that list-map keys and atomic fields are tracked as upstream tracks them.
+	fm, err := managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), a.scheme, a.scheme, a.scheme, gvk, gvk.GroupVersion(), subresource, nil)
+	if err != nil {
+		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
+	}
+	if a.fieldManagers.byKind == nil {
+		a.fieldManagers.byKind = map[fieldManagerKey]*managedfields.FieldManager{}
+	}
+	a.fieldManagers.byKind[key] = fm
+	return fm, nil
+}

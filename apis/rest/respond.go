@@ -1,0 +1,62 @@
+package rest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+)
+
+func schemaGR() schema.GroupResource { return schema.GroupResource{} }
+
+var statusGVK = schema.GroupVersionKind{Version: "v1", Kind: "Status"}
+
+// statusOf turns any error into the Status a client gets; errors that are not Status errors are
+// internal errors, as upstream.
+func statusOf(err error) *metav1.Status {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		s := se.Status()
+		return &s
+	}
+	s := apierrors.NewInternalError(err).Status()
+	return &s
+}
+
+// writeError writes err as a Status in the negotiated form (JSON when negotiation failed).
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	out, nerr := negotiateOutput(a.codecs, r.Header.Get("Accept"))
+	if nerr != nil || out.target != targetObject {
+		out = jsonOutput(a.codecs)
+	}
+	status := statusOf(err)
+	status.SetGroupVersionKind(statusGVK)
+	code := int(status.Code)
+	if code == 0 {
+		code = http.StatusInternalServerError
+	}
+	if code >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	a.writeObject(w, out, code, status)
+}
+
+// writeObject encodes obj with the negotiated serializer. obj must carry its apiVersion and kind.
+func (a *API) writeObject(w http.ResponseWriter, out output, code int, obj runtime.Object) {
+	var buf bytes.Buffer
+	if err := out.info.Serializer.Encode(obj, &buf); err != nil {
+		utilruntime.HandleError(fmt.Errorf("encoding %T: %w", obj, err))
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", out.mediaType)
+	w.Header().Set("Cache-Control", "no-cache, private")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}

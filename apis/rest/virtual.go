@@ -1,0 +1,145 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/keelson/keelson/apis/authn"
+	"github.com/keelson/keelson/apis/catalogue"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// serveVirtual answers the resources that are computed rather than stored: the review APIs,
+// bindings and component statuses.
+func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogue.Resource, info requestInfo) {
+	out, err := negotiateOutput(a.codecs, r.Header.Get("Accept"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	h := &handler{API: a, res: res, info: info}
+	if res.Kind == "ComponentStatus" {
+		a.serveComponentStatuses(w, r, out, info)
+		return
+	}
+	obj, err := h.decodeBody(r, res.GVK())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	user := authn.UserFrom(r.Context())
+	if user == nil {
+		user = &authn.User{Name: authn.UserAnonymous, Groups: []string{authn.GroupUnauthenticated}}
+	}
+	var result runtime.Object
+	switch o := obj.(type) {
+	case *authenticationv1.SelfSubjectReview:
+		o.Status.UserInfo = authenticationv1.UserInfo{Username: user.Name, UID: user.UID, Groups: user.Groups}
+		result = o
+	case *authenticationv1.TokenReview:
+		// No token authenticator is configured yet: every token is unknown.
+		o.Status = authenticationv1.TokenReviewStatus{Authenticated: false}
+		result = o
+	case *authorizationv1.SelfSubjectAccessReview:
+		o.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "no authorization is configured: every authenticated request is allowed"}
+		result = o
+	case *authorizationv1.SubjectAccessReview:
+		o.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "no authorization is configured: every authenticated request is allowed"}
+		result = o
+	case *authorizationv1.LocalSubjectAccessReview:
+		if o.Namespace != "" && o.Namespace != info.Namespace {
+			a.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("spec.resourceAttributes.namespace must match namespace: %v", info.Namespace)))
+			return
+		}
+		o.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "no authorization is configured: every authenticated request is allowed"}
+		result = o
+	case *authorizationv1.SelfSubjectRulesReview:
+		o.Status = authorizationv1.SubjectRulesReviewStatus{
+			ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+		}
+		result = o
+	case *corev1.Binding:
+		if err := a.bind(r.Context(), info.Namespace, o); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		st := &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}
+		st.SetGroupVersionKind(statusGVK)
+		a.writeObject(w, out, http.StatusCreated, st)
+		return
+	default:
+		a.writeError(w, r, methodNotSupported(res, info.Verb))
+		return
+	}
+	a.writeObject(w, out, http.StatusCreated, result)
+}
+
+// bind assigns a pod to a node, once, as pods/binding does upstream.
+func (a *API) bind(ctx context.Context, namespace string, b *corev1.Binding) error {
+	if b.Target.Kind != "" && b.Target.Kind != "Node" {
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, fieldErrors("target.kind", "must be empty or 'Node'"))
+	}
+	if b.Target.Name == "" {
+		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, fieldErrors("target.name", "must be set"))
+	}
+	pods := a.storageFor(schema.GroupResource{Resource: "pods"})
+	_, err := pods.store.Update(ctx, pods.store.Key(namespace, b.Name), func(current runtime.Object) (runtime.Object, error) {
+		pod := current.(*corev1.Pod)
+		if pod.DeletionTimestamp != nil {
+			return nil, apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, b.Name, errors.New("pod is being deleted, cannot be assigned to a host"))
+		}
+		if pod.Spec.NodeName != "" {
+			return nil, apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, b.Name, fmt.Errorf("pod %v is already assigned to node %q", pod.Name, pod.Spec.NodeName))
+		}
+		if b.UID != "" && b.UID != pod.UID {
+			return nil, apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, b.Name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", b.UID, pod.UID))
+		}
+		pod.Spec.NodeName = b.Target.Name
+		for k, v := range b.Annotations {
+			if pod.Annotations == nil {
+				pod.Annotations = map[string]string{}
+			}
+			pod.Annotations[k] = v
+		}
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		return pod, nil
+	})
+	return err
+}
+
+// serveComponentStatuses reports the health of the control plane's parts (deprecated upstream, still served).
+func (a *API) serveComponentStatuses(w http.ResponseWriter, r *http.Request, out output, info requestInfo) {
+	healthy := func(name string) corev1.ComponentStatus {
+		cs := corev1.ComponentStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Conditions: []corev1.ComponentCondition{{Type: corev1.ComponentHealthy, Status: corev1.ConditionTrue, Message: "ok"}}}
+		return cs
+	}
+	names := []string{"scheduler", "controller-manager", "etcd-0"}
+	if info.Name != "" {
+		for _, n := range names {
+			if n == info.Name {
+				cs := healthy(n)
+				cs.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ComponentStatus"})
+				a.writeObject(w, out, http.StatusOK, &cs)
+				return
+			}
+		}
+		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Resource: "componentstatuses"}, info.Name))
+		return
+	}
+	list := &corev1.ComponentStatusList{}
+	list.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ComponentStatusList"})
+	for _, n := range names {
+		list.Items = append(list.Items, healthy(n))
+	}
+	a.writeObject(w, out, http.StatusOK, list)
+}

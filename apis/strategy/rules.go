@@ -1,0 +1,46 @@
+package strategy
+
+import (
+	"github.com/keelson/keelson/apis/catalogue"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+)
+
+// rulesFor returns the kind-specific rules of a resource.
+func rulesFor(res *catalogue.Resource) Rules {
+	switch res.Group + "/" + res.Kind {
+	case "/Namespace":
+		return Rules{NameFn: apivalidation.ValidateNamespaceName, Default: defaultNamespace}
+	case "/Service":
+		return Rules{NameFn: apivalidation.NameIsDNS1035Label, Default: defaultService, Validate: validateService, ValidateUpdate: validateServiceUpdate}
+	case "/Pod":
+		return Rules{Generation: true, Default: defaultPod, Validate: validatePod, ValidateUpdate: validatePodUpdate}
+	case "/ConfigMap":
+		return Rules{Validate: validateConfigMap, ValidateUpdate: validateConfigMapUpdate}
+	case "/Secret":
+		return Rules{Default: defaultSecret, Validate: validateSecret, ValidateUpdate: validateSecretUpdate}
+	case "/Endpoints", "/Event", "/LimitRange":
+		return Rules{AllowCreateOnUpdate: true}
+	case "/ReplicationController":
+		return Rules{Generation: true, Default: defaultReplicationController}
+	case "apps/Deployment":
+		return Rules{Generation: true, Default: defaultDeployment, Validate: validateDeployment, ValidateUpdate: validateDeploymentUpdate}
+	case "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet":
+		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate}
+	case "batch/Job":
+		return Rules{Generation: true, Default: defaultJob, ValidateUpdate: validateJobUpdate}
+	case "batch/CronJob":
+		return Rules{Generation: true, Default: defaultCronJob}
+	case "autoscaling/HorizontalPodAutoscaler", "policy/PodDisruptionBudget", "networking.k8s.io/NetworkPolicy",
+		"apiextensions.k8s.io/CustomResourceDefinition", "admissionregistration.k8s.io/ValidatingAdmissionPolicy",
+		"admissionregistration.k8s.io/MutatingAdmissionPolicy", "networking.k8s.io/Ingress":
+		return Rules{Generation: true}
+	case "rbac.authorization.k8s.io/Role", "rbac.authorization.k8s.io/ClusterRole",
+		"rbac.authorization.k8s.io/RoleBinding", "rbac.authorization.k8s.io/ClusterRoleBinding":
+		return Rules{NameFn: nameIsPathSegment, AllowCreateOnUpdate: true}
+	case "certificates.k8s.io/CertificateSigningRequest":
+		return Rules{NameFn: nameIsPathSegment}
+	case "networking.k8s.io/IPAddress", "apiregistration.k8s.io/APIService":
+		return Rules{NameFn: nameIsPathSegment}
+	}
+	return Rules{}
+}

@@ -1,0 +1,92 @@
+// Command keelson runs a Kubernetes cluster from one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keelson/keelson/apis/apiserver"
+)
+
+const usage = `keelson runs a Kubernetes cluster from one binary.
+
+Usage:
+  keelson server [flags]      the whole one-node cluster in one process
+  keelson apiserver [flags]   the API server alone
+  keelson version
+
+Run 'keelson server -h' for the flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "server", "apiserver":
+		err = runServer(ctx, os.Args[1], os.Args[2:])
+	case "version":
+		fmt.Println(apiserver.GitVersion)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "keelson: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "keelson: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func runServer(ctx context.Context, name string, args []string) error {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	dataDir := fs.String("data-dir", "/var/lib/keelson", "directory for etcd data, certificates and the admin kubeconfig")
+	bind := fs.String("bind-address", "0.0.0.0", "address to serve HTTPS on")
+	port := fs.Int("secure-port", 6443, "port to serve HTTPS on")
+	advertise := fs.String("advertise-address", "", "address the cluster reaches this server at (default: the host's first global IPv4 address)")
+	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster (default: run etcd embedded)")
+	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "range of Service cluster IPs")
+	disableAgent := fs.Bool("disable-agent", false, "run the control plane only, without the node agent")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	_ = fs.Parse(args)
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if name == "server" && !*disableAgent {
+		log.Warn("the node agent is not built yet: running the control plane only, as with --disable-agent")
+	}
+	opts := apiserver.Options{
+		DataDir: *dataDir, BindAddress: *bind, Port: *port, AdvertiseAddress: *advertise,
+		ServiceCIDR: *serviceCIDR, Log: log,
+	}
+	if *etcdServers != "" {
+		opts.EtcdServers = strings.Split(*etcdServers, ",")
+	}
+	started := make(chan *apiserver.Server, 1)
+	errc := make(chan error, 1)
+	begin := time.Now()
+	go func() { errc <- apiserver.Run(ctx, opts, started) }()
+	select {
+	case s := <-started:
+		fmt.Printf("Keelson is ready (%s). To use it:\n\n  export KUBECONFIG=%s\n\n", time.Since(begin).Round(time.Millisecond), s.KubeconfigPath)
+	case err := <-errc:
+		return err
+	}
+	return <-errc
+}
