@@ -26,7 +26,9 @@ const (
 type userKey struct{}
 
 // WithUser returns ctx carrying u.
-func WithUser(ctx context.Context, u *User) context.Context { return context.WithValue(ctx, userKey{}, u) }
+func WithUser(ctx context.Context, u *User) context.Context {
+	return context.WithValue(ctx, userKey{}, u)
+}
 
 // UserFrom returns the request's user, or nil.
 func UserFrom(ctx context.Context) *User {

@@ -245,4 +245,3 @@ func (s *Server) encode(w http.ResponseWriter, r *http.Request, info runtime.Ser
 	}
 	_, _ = w.Write(body)
 }
-

@@ -10,7 +10,7 @@ import (
 
 // fieldManagers caches one managedFields tracker per kind and subresource; building one is costly.
 type fieldManagers struct {
-	mu sync.Mutex // guards byKind
+	mu     sync.Mutex // guards byKind
 	byKind map[fieldManagerKey]*managedfields.FieldManager
 }
 

@@ -66,7 +66,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) decodeParams(r *http.Request, into runtime.Object) error {
-	if err := runtime.NewParameterCodec(h.scheme).DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, into); err != nil {
+	if err := runtime.NewParameterCodec(h.scheme).DecodeParameters(r.URL.Query(), schema.GroupVersion{Version: "v1"}, into); err != nil {
 		return apierrors.NewBadRequest(err.Error())
 	}
 	return nil

@@ -37,8 +37,20 @@ func (ia ipAddresses) Claim(ctx context.Context, ip, namespace, service string) 
 	}
 	obj.SetGroupVersionKind(networkingv1.SchemeGroupVersion.WithKind("IPAddress"))
 	_, err := ia.s.Create(ctx, ia.s.Key("", ip), obj)
+	if apierrors.IsAlreadyExists(err) {
+		// The address may be held by this very service, which then already exists.
+		if cur, gerr := ia.s.Get(ctx, ia.s.Key("", ip)); gerr == nil {
+			if ref := cur.(*networkingv1.IPAddress).Spec.ParentRef; ref != nil && ref.Resource == "services" && ref.Namespace == namespace && ref.Name == service {
+				return apierrors.NewAlreadyExists(schema.GroupResource{Resource: "services"}, service)
+			}
+		}
+		return errTaken
+	}
 	return err
 }
+
+// errTaken means another service holds the address.
+var errTaken = apierrors.NewAlreadyExists(schema.GroupResource{Group: "networking.k8s.io", Resource: "ipaddresses"}, "")
 
 func (ia ipAddresses) Release(ctx context.Context, ip string) error {
 	_, err := ia.s.Delete(ctx, ia.s.Key("", ip), nil)
@@ -119,6 +131,9 @@ func (al *Allocators) beforeCreate(ctx context.Context, obj runtime.Object, dryR
 			}
 			if !dryRun {
 				err := al.IPs.AllocateAddr(ctx, ip, svc.Namespace, svc.Name)
+				if apierrors.IsAlreadyExists(err) && err != errTaken {
+					return fail(err)
+				}
 				if apierrors.IsAlreadyExists(err) {
 					return fail(apierrors.NewInvalid(serviceKind, svc.Name, field.ErrorList{field.Invalid(ipPath, []string{svc.Spec.ClusterIP},
 						fmt.Sprintf("failed to allocate IP %s: provided IP is already allocated", ip))}))

@@ -471,7 +471,7 @@ func validatePodUpdate(obj, old runtime.Object) field.ErrorList {
 	}
 	for i, g := range pod.Spec.SchedulingGates {
 		if !oldGates.Has(g.Name) {
-			allErrs = append(allErrs, field.Forbidden(specPath.Child("schedulingGates").Index(i), fmt.Sprintf("only deletion is allowed, but found new scheduling gate '%s'", g.Name)))
+			allErrs = append(allErrs, field.Forbidden(specPath.Child("schedulingGates").Index(i).Child("name"), fmt.Sprintf("only deletion is allowed, but found new scheduling gate '%s'", g.Name)))
 		}
 	}
 

@@ -53,7 +53,9 @@ func For(res *catalogue.Resource, subresource string) Strategy {
 	return &generic{res: res, rules: rulesFor(res), subresource: subresource}
 }
 
-func (g *generic) AllowCreateOnUpdate() bool { return g.subresource == "" && g.rules.AllowCreateOnUpdate }
+func (g *generic) AllowCreateOnUpdate() bool {
+	return g.subresource == "" && g.rules.AllowCreateOnUpdate
+}
 
 func (g *generic) PrepareForCreate(obj runtime.Object) {
 	m, _ := meta.Accessor(obj)

@@ -14,7 +14,7 @@ type NodePorts struct {
 	// used lists the ports stored services hold.
 	used func() []int32
 
-	mu sync.Mutex // guards pending
+	mu      sync.Mutex // guards pending
 	pending map[int32]time.Time
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -43,11 +44,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Backend, error) {
 	cfg.Name = "keelson"
 	cfg.LogLevel = "error"
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	peer, err := freeLoopbackURL()
-	if err != nil {
-		return nil, err
-	}
-	client, err := freeLoopbackURL()
+	peer, client, err := loopbackURLs(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +73,29 @@ func StartEmbedded(ctx context.Context, dir string) (*Backend, error) {
 		return nil, ctx.Err()
 	}
 	return &Backend{Client: v3client.New(e.Server), embedded: e}, nil
+}
+
+// loopbackURLs returns the member's peer and client URLs: the ones it had when dir holds a member
+// already (etcd keeps its peer URL in its data and will not start on another), else free ports.
+func loopbackURLs(dir string) (peer, client url.URL, err error) {
+	record := filepath.Join(dir, "keelson-urls")
+	if b, err := os.ReadFile(record); err == nil {
+		var p, c string
+		if _, err := fmt.Sscanf(string(b), "%s %s", &p, &c); err == nil {
+			pu, perr := url.Parse(p)
+			cu, cerr := url.Parse(c)
+			if perr == nil && cerr == nil {
+				return *pu, *cu, nil
+			}
+		}
+	}
+	if peer, err = freeLoopbackURL(); err != nil {
+		return peer, client, err
+	}
+	if client, err = freeLoopbackURL(); err != nil {
+		return peer, client, err
+	}
+	return peer, client, os.WriteFile(record, []byte(peer.String()+" "+client.String()+"\n"), 0o600)
 }
 
 func freeLoopbackURL() (url.URL, error) {

@@ -1,0 +1,197 @@
+// Package cluster gives the behaviour suites the cluster they run against: the one KUBECONFIG
+// names, so that the same suite can be pointed at upstream Kubernetes to prove the test itself
+// right; or, when KUBECONFIG is not set, a `keelson server --disable-agent` it builds and starts.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Cluster is a running cluster under test.
+type Cluster struct {
+	// Kubeconfig is the path of an admin kubeconfig.
+	Kubeconfig string
+	Config     *rest.Config
+	// Keelson is true when this package started the server (and so may restart it).
+	Keelson bool
+	// DataDir is the started server's data directory.
+	DataDir string
+
+	cmd  *exec.Cmd
+	port int
+	log  *syncBuffer
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Start returns the cluster named by KUBECONFIG, or starts a Keelson server.
+func Start() (*Cluster, error) {
+	if path := os.Getenv("KUBECONFIG"); path != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, err
+		}
+		return &Cluster{Kubeconfig: path, Config: tune(cfg)}, nil
+	}
+	bin, err := Binary("keelson", "./cmd/keelson")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "keelson-test-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Keelson: true, DataDir: dir, port: port, Kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
+	if err := c.launch(bin); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func tune(cfg *rest.Config) *rest.Config {
+	cfg.QPS, cfg.Burst = 200, 400
+	return cfg
+}
+
+func (c *Cluster) launch(bin string) error {
+	c.log = &syncBuffer{}
+	c.cmd = exec.Command(bin, "server", "--disable-agent", "--data-dir", c.DataDir, "--secure-port", strconv.Itoa(c.port), "--bind-address", "127.0.0.1")
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	if err := c.cmd.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(c.log.String(), "export KUBECONFIG=") {
+			cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+			if err != nil {
+				return err
+			}
+			c.Config = tune(cfg)
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = c.cmd.Process.Kill()
+	return fmt.Errorf("keelson server did not become ready:\n%s", c.log.String())
+}
+
+// Restart stops the started server and starts it again on the same data, as a user would.
+func (c *Cluster) Restart(kill bool) error {
+	if !c.Keelson {
+		return fmt.Errorf("cluster: only a started Keelson server can be restarted")
+	}
+	if kill {
+		_ = c.cmd.Process.Kill()
+	} else {
+		_ = c.cmd.Process.Signal(os.Interrupt)
+	}
+	_ = c.cmd.Wait()
+	bin, err := Binary("keelson", "./cmd/keelson")
+	if err != nil {
+		return err
+	}
+	return c.launch(bin)
+}
+
+// Stop ends a started server and removes its data.
+func (c *Cluster) Stop() {
+	if !c.Keelson || c.cmd == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	_ = os.RemoveAll(c.DataDir)
+}
+
+// Log is what the started server printed.
+func (c *Cluster) Log() string {
+	if c.log == nil {
+		return ""
+	}
+	return c.log.String()
+}
+
+// Clientset is a typed client for the cluster.
+func (c *Cluster) Clientset() kubernetes.Interface { return kubernetes.NewForConfigOrDie(c.Config) }
+
+// Binary builds the command at pkg (a path relative to the repository root) into bin/ of the
+// repository and returns its path. BIN_<NAME> names a prebuilt binary instead.
+func Binary(name, pkg string) (string, error) {
+	if p := os.Getenv("BIN_" + name); p != "" {
+		return p, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(root, "bin", name)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// RepoRoot is the repository's top directory.
+func RepoRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("cluster: cannot locate the repository")
+	}
+	return filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
