@@ -139,18 +139,40 @@ func sortedKeys[V any](m map[corev1.ResourceName]V) []corev1.ResourceName {
 	return keys
 }
 
-// typed adapts a cells function over one concrete type to Printer.Cells; any other object gets a
-// row of the right length with its name (when it has one) in the Name column.
-func typed[T runtime.Object](columns []metav1.TableColumnDefinition, cells func(obj T, now time.Time) []interface{}) *Printer {
+// cellsFunc returns one row's cells, or false when obj is not of its type.
+type cellsFunc func(obj runtime.Object, now time.Time) ([]interface{}, bool)
+
+// cellsOf adapts a cells function over one concrete type.
+func cellsOf[T runtime.Object](cells func(obj T, now time.Time) []interface{}) cellsFunc {
+	return func(obj runtime.Object, now time.Time) ([]interface{}, bool) {
+		o, ok := obj.(T)
+		if !ok {
+			return nil, false
+		}
+		return cells(o, now), true
+	}
+}
+
+// printerOf builds a printer whose rows come from the first cells function that takes the object
+// (one per served version of the kind); any other object gets a row of the right length with its
+// name in the Name column.
+func printerOf(columns []metav1.TableColumnDefinition, fns ...cellsFunc) *Printer {
 	return &Printer{
 		Columns: columns,
 		Cells: func(obj runtime.Object, now time.Time) []interface{} {
-			if o, ok := obj.(T); ok {
-				return cells(o, now)
+			for _, f := range fns {
+				if row, ok := f(obj, now); ok {
+					return row
+				}
 			}
 			return fallbackCells(columns, obj)
 		},
 	}
+}
+
+// typed is printerOf with a single type.
+func typed[T runtime.Object](columns []metav1.TableColumnDefinition, cells func(obj T, now time.Time) []interface{}) *Printer {
+	return printerOf(columns, cellsOf(cells))
 }
 
 // fallbackCells is a row of empty cells, with the name in the Name column.
