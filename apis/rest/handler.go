@@ -32,6 +32,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	case "scale":
 		h.serveScale(w, r, out)
 		return
+	case "binding":
+		h.serveBinding(w, r, out)
+		return
 	case "finalize":
 		if h.res.Kind == "Namespace" {
 			h.update(w, r, out)
@@ -153,9 +156,7 @@ func (h *handler) respondList(w http.ResponseWriter, r *http.Request, out output
 		pl := &metav1.PartialObjectMetadataList{ListMeta: lm, Items: make([]metav1.PartialObjectMetadata, len(served))}
 		pl.SetGroupVersionKind(schema.GroupVersionKind{Group: "meta.k8s.io", Version: out.metaVersion, Kind: "PartialObjectMetadataList"})
 		for i, o := range served {
-			p := partialMetadata(o, out.metaVersion)
-			p.TypeMeta = metav1.TypeMeta{}
-			pl.Items[i] = *p
+			pl.Items[i] = *partialMetadata(o, out.metaVersion)
 		}
 		h.writeObject(w, out, http.StatusOK, pl)
 	case targetPartialMetadata:

@@ -143,3 +143,24 @@ func (a *API) serveComponentStatuses(w http.ResponseWriter, r *http.Request, out
 	}
 	a.writeObject(w, out, http.StatusOK, list)
 }
+
+// serveBinding answers pods/{name}/binding.
+func (h *handler) serveBinding(w http.ResponseWriter, r *http.Request, out output) {
+	obj, err := h.decodeBody(r, schema.GroupVersionKind{Version: "v1", Kind: "Binding"})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	b := obj.(*corev1.Binding)
+	if b.Name != h.info.Name {
+		h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", b.Name, h.info.Name)))
+		return
+	}
+	if err := h.bind(r.Context(), h.info.Namespace, b); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	st := &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}
+	st.SetGroupVersionKind(statusGVK)
+	h.writeObject(w, out, http.StatusCreated, st)
+}

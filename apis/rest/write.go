@@ -52,13 +52,17 @@ func (h *handler) decodeBody(r *http.Request, want schema.GroupVersionKind) (run
 func (h *handler) decodeObject(dec runtime.Decoder, body []byte, want schema.GroupVersionKind) (runtime.Object, error) {
 	obj, gvk, err := dec.Decode(body, &want, nil)
 	if err != nil {
+		// Upstream's wording: name what the body claimed to be when it said, else quote the body.
+		if gvk != nil && gvk.Kind != "" {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, want.Kind, err))
+		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", want.Kind, err, summarize(body)))
 	}
 	if gvk.GroupVersion() != want.GroupVersion() {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion()))
 	}
 	if gvk.Kind != want.Kind {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): kind %q is not %q (%s)", want.Kind, gvk.Kind, want.Kind, summarize(body)))
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: the kind in the data does not match the resource", gvk.Kind, gvk.Version, want.Kind))
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
@@ -66,7 +70,7 @@ func (h *handler) decodeObject(dec runtime.Decoder, body []byte, want schema.Gro
 
 // summarize is the start of a body, as upstream quotes it in decode errors.
 func summarize(body []byte) string {
-	const max = 70
+	const max = 30
 	if len(body) > max {
 		return string(body[:max]) + " ..."
 	}

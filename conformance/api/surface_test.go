@@ -1,0 +1,409 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+)
+
+// raw sends a request with the admin credentials and returns status and body.
+func raw(ctx context.Context, method, path, contentType string, body []byte, headers ...string) (int, []byte) {
+	httpClient, err := rest.HTTPClientFor(testCluster.Config)
+	Expect(err).NotTo(HaveOccurred())
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(testCluster.Config.Host, "/")+path, bytes.NewReader(body))
+	Expect(err).NotTo(HaveOccurred())
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	Expect(err).NotTo(HaveOccurred())
+	return resp.StatusCode, b
+}
+
+func statusOf(body []byte) metav1.Status {
+	var s metav1.Status
+	Expect(json.Unmarshal(body, &s)).To(Succeed(), string(body))
+	Expect(s.Kind).To(Equal("Status"))
+	return s
+}
+
+var _ = Describe("Subresources", func() {
+	var ns string
+	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
+
+	It("keeps status out of main-resource writes and spec out of status writes", func(ctx SpecContext) {
+		d, err := client.AppsV1().Deployments(ns).Create(ctx, deployment("st", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(d.Status.Replicas).To(BeZero())
+		d.Status.Replicas = 7
+		d.Spec.Replicas = ptr.To[int32](2)
+		d, err = client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(d.Status.Replicas).To(BeZero())
+		Expect(*d.Spec.Replicas).To(Equal(int32(2)))
+		Expect(d.Generation).To(Equal(int64(2)))
+
+		d.Status.Replicas = 5
+		d.Spec.Replicas = ptr.To[int32](9)
+		d, err = client.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(d.Status.Replicas).To(Equal(int32(5)))
+		Expect(*d.Spec.Replicas).To(Equal(int32(2)))
+		Expect(d.Generation).To(Equal(int64(2)))
+	})
+
+	It("reads and writes replicas through scale", func(ctx SpecContext) {
+		_, err := client.AppsV1().Deployments(ns).Create(ctx, deployment("sc", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		s, err := client.AppsV1().Deployments(ns).GetScale(ctx, "sc", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Spec.Replicas).To(Equal(int32(1)))
+		Expect(s.Status.Selector).To(Equal("app=sc"))
+		s.Spec.Replicas = 4
+		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "sc", s, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = client.AppsV1().Deployments(ns).Patch(ctx, "sc", types.MergePatchType, []byte(`{"spec":{"replicas":6}}`), metav1.PatchOptions{}, "scale")
+		Expect(err).NotTo(HaveOccurred())
+		d, err := client.AppsV1().Deployments(ns).Get(ctx, "sc", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(*d.Spec.Replicas).To(Equal(int32(6)))
+		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "sc", &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "sc", Namespace: ns}, Spec: autoscalingv1.ScaleSpec{Replicas: -1}}, metav1.UpdateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	})
+
+	It("binds a pod to a node once", func(ctx SpecContext) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}
+		Expect(client.CoreV1().Pods(ns).Bind(ctx, binding, metav1.CreateOptions{})).To(Succeed())
+		got, err := client.CoreV1().Pods(ns).Get(ctx, "b", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Spec.NodeName).To(Equal("n1"))
+		err = client.CoreV1().Pods(ns).Bind(ctx, binding, metav1.CreateOptions{})
+		Expect(apierrors.IsConflict(err)).To(BeTrue(), "%v", err)
+	})
+})
+
+var _ = Describe("Versions and encodings", func() {
+	var ns string
+	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
+
+	It("serves core events through events.k8s.io/v1 from one storage", func(ctx SpecContext) {
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e1"}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "p", Namespace: ns},
+			Reason: "Tested", Message: "hello", Type: "Normal", Source: corev1.EventSource{Component: "test"}}
+		_, err := client.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		got, err := client.EventsV1().Events(ns).Get(ctx, "e1", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Note).To(Equal("hello"))
+		Expect(got.Regarding.Name).To(Equal("p"))
+		_, err = client.EventsV1().Events(ns).Create(ctx, &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e2"}, EventTime: metav1.NowMicro(),
+			ReportingController: "example.com/c", ReportingInstance: "i", Action: "Act", Reason: "R", Type: "Normal", Note: "from events.k8s.io",
+			Regarding: corev1.ObjectReference{Kind: "Pod", Name: "p", Namespace: ns}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		core, err := client.CoreV1().Events(ns).Get(ctx, "e2", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(core.Message).To(Equal("from events.k8s.io"))
+	})
+
+	It("speaks protobuf for reads, writes and watches", func(ctx SpecContext) {
+		cfg := rest.CopyConfig(testCluster.Config)
+		cfg.ContentType = runtime.ContentTypeProtobuf
+		cfg.AcceptContentTypes = runtime.ContentTypeProtobuf
+		pc := kubernetes.NewForConfigOrDie(cfg)
+		w, err := pc.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+		_, err = pc.CoreV1().ConfigMaps(ns).Create(ctx, configMap("pb", map[string]string{"k": "v"}), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		got, err := pc.CoreV1().ConfigMaps(ns).Get(ctx, "pb", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Data).To(Equal(map[string]string{"k": "v"}))
+		ev := nextEvent(w)
+		Expect(ev.Type).To(Equal(watch.Added))
+		Expect(cmName(ev)).To(Equal("pb"))
+		_, err = pc.CoreV1().ConfigMaps(ns).Get(ctx, "nope", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+	})
+
+	It("serves the dynamic client and metadata-only lists and watches", func(ctx SpecContext) {
+		_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("m", map[string]string{"secret": "not in metadata"}), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		gvr := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+		u, err := dynamic.NewForConfigOrDie(testCluster.Config).Resource(gvr).Namespace(ns).Get(ctx, "m", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(u.GetKind()).To(Equal("ConfigMap"))
+		mc := metadata.NewForConfigOrDie(testCluster.Config)
+		list, err := mc.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(list.Items).To(HaveLen(1))
+		Expect(list.Items[0].Name).To(Equal("m"))
+		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps", "", nil, "Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+		Expect(code).To(Equal(200))
+		var pl metav1.PartialObjectMetadataList
+		Expect(json.Unmarshal(body, &pl)).To(Succeed())
+		Expect(pl.Kind).To(Equal("PartialObjectMetadataList"))
+		Expect(pl.Items[0].Kind).To(Equal("PartialObjectMetadata"))
+		Expect(string(body)).NotTo(ContainSubstring("not in metadata"))
+		w, err := mc.Resource(gvr).Namespace(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+		_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("m2", nil), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		ev := nextEvent(w)
+		Expect(ev.Object.(*metav1.PartialObjectMetadata).Name).To(Equal("m2"))
+	})
+
+	It("renders tables with rows carrying object metadata", func(ctx SpecContext) {
+		_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("t", nil), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps", "", nil, "Accept", "application/json;as=Table;v=v1;g=meta.k8s.io, application/json")
+		Expect(code).To(Equal(200))
+		var t metav1.Table
+		Expect(json.Unmarshal(body, &t)).To(Succeed())
+		Expect(t.Kind).To(Equal("Table"))
+		Expect(t.ColumnDefinitions[0].Name).To(Equal("Name"))
+		Expect(t.Rows).To(HaveLen(1))
+		Expect(t.Rows[0].Cells[0]).To(Equal("t"))
+		var meta metav1.PartialObjectMetadata
+		Expect(json.Unmarshal(t.Rows[0].Object.Raw, &meta)).To(Succeed())
+		Expect(meta.Name).To(Equal("t"))
+	})
+
+	It("answers YAML when asked", func(ctx SpecContext) {
+		code, body := raw(ctx, "GET", "/api/v1/namespaces/default", "", nil, "Accept", "application/yaml")
+		Expect(code).To(Equal(200))
+		Expect(string(body)).To(HavePrefix("apiVersion: v1\nkind: Namespace\n"))
+	})
+})
+
+var _ = Describe("Bad input", func() {
+	var ns string
+	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
+
+	cmPath := func(ns string) string { return "/api/v1/namespaces/" + ns + "/configmaps" }
+
+	It("refuses malformed JSON with 400 and stores nothing", func(ctx SpecContext) {
+		code, body := raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"`))
+		Expect(code).To(Equal(400))
+		Expect(statusOf(body).Reason).To(Equal(metav1.StatusReasonBadRequest))
+		_, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "x", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+	})
+
+	It("refuses an apiVersion that does not match the URL", func(ctx SpecContext) {
+		code, body := raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"}}`))
+		Expect(code).To(Equal(400))
+		Expect(statusOf(body).Message).To(Equal("the API version in the data (apps/v1) does not match the expected API version (v1)"))
+		code, body = raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}`))
+		Expect(code).To(Equal(400))
+		Expect(statusOf(body).Message).To(HavePrefix(`ConfigMap in version "v1" cannot be handled as a ConfigMap: `))
+	})
+
+	It("refuses a name that does not match the URL", func(ctx SpecContext) {
+		_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("real", nil), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		code, body := raw(ctx, "PUT", cmPath(ns)+"/real", "application/json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other"}}`))
+		Expect(code).To(Equal(400))
+		Expect(statusOf(body).Message).To(Equal("the name of the object (other) does not match the name on the URL (real)"))
+	})
+
+	It("answers an unknown resource with 404", func(ctx SpecContext) {
+		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/widgets", "", nil)
+		Expect(code).To(Equal(404))
+		Expect(statusOf(body).Reason).To(Equal(metav1.StatusReasonNotFound))
+		code, _ = raw(ctx, "GET", "/apis/example.com/v1/widgets", "", nil)
+		Expect(code).To(Equal(404))
+	})
+
+	It("refuses a body over 3 MiB with 413", func(ctx SpecContext) {
+		big := fmt.Sprintf(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"k":"%s"}}`, strings.Repeat("x", 3*1024*1024))
+		code, body := raw(ctx, "POST", cmPath(ns), "application/json", []byte(big))
+		Expect(code).To(Equal(413))
+		Expect(statusOf(body).Reason).To(Equal(metav1.StatusReasonRequestEntityTooLarge))
+	})
+
+	It("refuses invalid objects with 422 and upstream's field paths", func(ctx SpecContext) {
+		_, err := client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "nocontainers"}}, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.containers: Required value"))
+		_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("Bad_Name", nil), metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(HavePrefix(`ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain`))
+	})
+
+	It("refuses changes to immutable fields", func(ctx SpecContext) {
+		d, err := client.AppsV1().Deployments(ns).Create(ctx, deployment("imm", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		d.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "imm", "x": "y"}}
+		d.Spec.Template.Labels = map[string]string{"app": "imm", "x": "y"}
+		_, err = client.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("spec.selector: Invalid value"))
+		Expect(err.Error()).To(ContainSubstring("field is immutable"))
+
+		cm := configMap("frozen", map[string]string{"a": "1"})
+		cm.Immutable = ptr.To(true)
+		_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = client.CoreV1().ConfigMaps(ns).Patch(ctx, "frozen", types.MergePatchType, []byte(`{"data":{"a":"2"}}`), metav1.PatchOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	})
+
+	It("refuses content in a missing namespace and in a terminating one", func(ctx SpecContext) {
+		_, err := client.CoreV1().ConfigMaps("does-not-exist").Create(ctx, configMap("x", nil), metav1.CreateOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal(`namespaces "does-not-exist" not found`))
+
+		doomed := newNamespace(ctx)
+		_, err = client.CoreV1().ConfigMaps(doomed).Create(ctx, configMap("hold", nil), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(client.CoreV1().Namespaces().Delete(ctx, doomed, metav1.DeleteOptions{})).To(Succeed())
+		nsObj, err := client.CoreV1().Namespaces().Get(ctx, doomed, metav1.GetOptions{})
+		if err == nil {
+			Expect(nsObj.Status.Phase).To(Equal(corev1.NamespaceTerminating))
+			_, err = client.CoreV1().ConfigMaps(doomed).Create(ctx, configMap("late", nil), metav1.CreateOptions{})
+			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+			Expect(err.Error()).To(ContainSubstring("unable to create new content in namespace " + doomed + " because it is being terminated"))
+		}
+	})
+})
+
+var _ = Describe("Cluster bootstrap", func() {
+	It("has the system namespaces and the kubernetes Service at the first service address", func(ctx SpecContext) {
+		for _, n := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+			ns, err := client.CoreV1().Namespaces().Get(ctx, n, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(ns.Status.Phase).To(Equal(corev1.NamespaceActive))
+			Expect(ns.Labels).To(HaveKeyWithValue("kubernetes.io/metadata.name", n))
+		}
+		svc, err := client.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(svc.Spec.ClusterIP).To(HaveSuffix(".1"))
+		Expect(svc.Spec.Ports[0].Port).To(Equal(int32(443)))
+		ep, err := client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ep.Subsets).To(HaveLen(1))
+	})
+
+	It("allocates cluster IPs and node ports, refusing one that is taken", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+		created, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(created.Spec.ClusterIP).NotTo(BeEmpty())
+		Expect(created.Spec.ClusterIPs).To(Equal([]string{created.Spec.ClusterIP}))
+		Expect(created.Spec.Ports[0].NodePort).To(BeNumerically(">=", 30000))
+		Expect(created.Spec.Ports[0].TargetPort.IntValue()).To(Equal(80))
+		taken := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "copy"}, Spec: corev1.ServiceSpec{ClusterIP: created.Spec.ClusterIP, Ports: []corev1.ServicePort{{Port: 80}}}}
+		_, err = client.CoreV1().Services(ns).Create(ctx, taken, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("provided IP is already allocated"))
+		// Deleting the service frees its address for another.
+		Expect(client.CoreV1().Services(ns).Delete(ctx, "web", metav1.DeleteOptions{})).To(Succeed())
+		_, err = client.CoreV1().Services(ns).Create(ctx, taken, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+	})
+})
+
+var _ = Describe("Server endpoints", func() {
+	It("serves health, readiness and version", func(ctx SpecContext) {
+		code, body := raw(ctx, "GET", "/readyz?verbose", "", nil)
+		Expect(code).To(Equal(200))
+		Expect(string(body)).To(ContainSubstring("[+]ping ok"))
+		Expect(string(body)).To(HaveSuffix("readyz check passed\n"))
+		code, body = raw(ctx, "GET", "/healthz", "", nil)
+		Expect(code).To(Equal(200))
+		Expect(string(body)).To(Equal("ok"))
+		v, err := client.Discovery().ServerVersion()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v.Major).To(Equal("1"))
+		Expect(v.Minor).To(Equal("37"))
+	})
+
+	It("refuses anonymous requests with 401 but serves them health and version", func(ctx SpecContext) {
+		if !testCluster.Keelson {
+			Skip("anonymous access is configured per cluster")
+		}
+		anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		resp, err := anon.Get(testCluster.Config.Host + "/api/v1/namespaces")
+		Expect(err).NotTo(HaveOccurred())
+		resp.Body.Close()
+		Expect(resp.StatusCode).To(Equal(401))
+		for _, p := range []string{"/healthz", "/livez", "/readyz", "/version"} {
+			resp, err := anon.Get(testCluster.Config.Host + p)
+			Expect(err).NotTo(HaveOccurred())
+			resp.Body.Close()
+			Expect(resp.StatusCode).To(Equal(200), p)
+		}
+	})
+
+	It("describes every served resource in discovery, aggregated and legacy alike", func(ctx SpecContext) {
+		groups, resources, err := client.Discovery().ServerGroupsAndResources()
+		Expect(err).NotTo(HaveOccurred())
+		names := map[string]bool{}
+		for _, g := range groups {
+			names[g.Name] = true
+		}
+		for _, g := range []string{"", "apps", "batch", "autoscaling", "policy", "rbac.authorization.k8s.io", "networking.k8s.io",
+			"discovery.k8s.io", "storage.k8s.io", "scheduling.k8s.io", "coordination.k8s.io", "events.k8s.io", "certificates.k8s.io",
+			"admissionregistration.k8s.io", "apiextensions.k8s.io", "flowcontrol.apiserver.k8s.io", "node.k8s.io", "resource.k8s.io"} {
+			Expect(names).To(HaveKey(g))
+		}
+		var all []string
+		for _, list := range resources {
+			for _, r := range list.APIResources {
+				if contains(r.Categories, "all") {
+					all = append(all, r.Name)
+				}
+				if r.Name == "pods" {
+					Expect(r.ShortNames).To(Equal([]string{"po"}))
+					Expect(r.SingularName).To(Equal("pod"))
+					Expect(r.Verbs).To(ConsistOf("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"))
+				}
+			}
+		}
+		Expect(all).To(ConsistOf("pods", "replicationcontrollers", "services", "daemonsets", "deployments", "replicasets",
+			"statefulsets", "horizontalpodautoscalers", "horizontalpodautoscalers", "cronjobs", "jobs"))
+	})
+})
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
