@@ -177,6 +177,8 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 			NextProtos:   []string{"h2", "http/1.1"},
 		},
 		ReadHeaderTimeout: 30 * time.Second,
+		// Requests end with the server: long watches see their context close at shutdown.
+		BaseContext: func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)

@@ -406,4 +406,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

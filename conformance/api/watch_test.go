@@ -287,4 +287,3 @@ var _ = Describe("List", func() {
 		})).To(BeTrue())
 	})
 })
-
