@@ -157,9 +157,18 @@ func (c *Cluster) Log() string {
 // Clientset is a typed client for the cluster.
 func (c *Cluster) Clientset() kubernetes.Interface { return kubernetes.NewForConfigOrDie(c.Config) }
 
+// Kubectl returns the path of kubectl built from k8s.io/kubectl at our version, stamped with
+// that version so that it reports no version skew.
+func Kubectl() (string, error) {
+	const v = "k8s.io/component-base/version"
+	return Binary("kubectl", "./conformance/kubectl",
+		"-X", v+".gitVersion=v1.37.2", "-X", v+".gitMajor=1", "-X", v+".gitMinor=37", "-X", v+".gitTreeState=clean")
+}
+
 // Binary builds the command at pkg (a path relative to the repository root) into bin/ of the
-// repository and returns its path. BIN_<NAME> names a prebuilt binary instead.
-func Binary(name, pkg string) (string, error) {
+// repository and returns its path; ldflags are passed to the linker. BIN_<name> names a prebuilt
+// binary instead.
+func Binary(name, pkg string, ldflags ...string) (string, error) {
 	if p := os.Getenv("BIN_" + name); p != "" {
 		return p, nil
 	}
@@ -170,7 +179,11 @@ func Binary(name, pkg string) (string, error) {
 	out := filepath.Join(root, "bin", name)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if len(ldflags) > 0 {
+		args = append(args, "-ldflags", strings.Join(ldflags, " "))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, b)
