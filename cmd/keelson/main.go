@@ -59,6 +59,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 	advertise := fs.String("advertise-address", "", "address the cluster reaches this server at (default: the host's first global IPv4 address)")
 	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster (default: run etcd embedded)")
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "range of Service cluster IPs")
+	compaction := fs.Duration("etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted")
 	disableAgent := fs.Bool("disable-agent", false, "run the control plane only, without the node agent")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(args)
@@ -73,7 +74,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 	}
 	opts := apiserver.Options{
 		DataDir: *dataDir, BindAddress: *bind, Port: *port, AdvertiseAddress: *advertise,
-		ServiceCIDR: *serviceCIDR, Log: log,
+		ServiceCIDR: *serviceCIDR, CompactionInterval: *compaction, Log: log,
 	}
 	if *etcdServers != "" {
 		opts.EtcdServers = strings.Split(*etcdServers, ",")

@@ -20,8 +20,10 @@ import (
 
 // Backend is a running etcd connection and, when embedded, the server behind it.
 type Backend struct {
-	Client   *clientv3.Client
-	embedded *embed.Etcd
+	Client *clientv3.Client
+	// ClientURL is where other processes reach an embedded etcd (loopback only).
+	ClientURL string
+	embedded  *embed.Etcd
 }
 
 // Close stops the client and the embedded server, if any.
@@ -72,7 +74,7 @@ func StartEmbedded(ctx context.Context, dir string) (*Backend, error) {
 		e.Close()
 		return nil, ctx.Err()
 	}
-	return &Backend{Client: v3client.New(e.Server), embedded: e}, nil
+	return &Backend{Client: v3client.New(e.Server), ClientURL: client.String(), embedded: e}, nil
 }
 
 // loopbackURLs returns the member's peer and client URLs: the ones it had when dir holds a member
