@@ -179,7 +179,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		// Requests end with the server: long watches see their context close at shutdown.
 		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
+		ErrorLog:    slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- srv.ServeTLS(ln, "", "") })

@@ -42,7 +42,10 @@ func parseResourcePath(r *http.Request) (info requestInfo, ok bool) {
 		}
 	}
 	// namespaces/{ns}/{resource}... ; a bare namespaces/{name}[/{sub}] names the namespace itself.
-	if parts[0] == "namespaces" && len(parts) >= 3 {
+	// namespaces/{name}/status and /finalize are the namespace's own subresources; no resource
+	// has those names.
+	namespaceSubresource := len(parts) == 3 && parts[0] == "namespaces" && (parts[2] == "status" || parts[2] == "finalize")
+	if parts[0] == "namespaces" && len(parts) >= 3 && !namespaceSubresource {
 		info.Namespace = parts[1]
 		parts = parts[2:]
 	}

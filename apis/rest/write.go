@@ -306,7 +306,12 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 		}
 		m, _ := meta.Accessor(obj)
 		old, _ := meta.Accessor(current)
-		if rv := m.GetResourceVersion(); rv != "" && rv != old.GetResourceVersion() {
+		switch rv := m.GetResourceVersion(); {
+		case rv == "":
+			// An update without resourceVersion is unconditional, as upstream allows for every
+			// built-in kind: it applies to whatever is stored now.
+			m.SetResourceVersion(old.GetResourceVersion())
+		case rv != old.GetResourceVersion():
 			return nil, apierrors.NewConflict(h.res.GroupResource(), h.info.Name, errors.New("the object has been modified; please apply your changes to the latest version and try again"))
 		}
 		if m.GetNamespace() == "" {
@@ -384,9 +389,11 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 
 var errNotReady = errors.New("object changed")
 
+// strategySubresource is the strategy a subresource write runs: status and finalize have their
+// own; scale writes through the main resource's.
 func strategySubresource(sub string) string {
-	if sub == "status" {
-		return "status"
+	if sub == "status" || sub == "finalize" {
+		return sub
 	}
 	return ""
 }

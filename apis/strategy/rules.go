@@ -2,14 +2,16 @@ package strategy
 
 import (
 	"github.com/keelson/keelson/apis/catalogue"
+	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // rulesFor returns the kind-specific rules of a resource.
 func rulesFor(res *catalogue.Resource) Rules {
 	switch res.Group + "/" + res.Kind {
 	case "/Namespace":
-		return Rules{NameFn: apivalidation.ValidateNamespaceName, Default: defaultNamespace}
+		return Rules{NameFn: apivalidation.ValidateNamespaceName, Default: defaultNamespace, PrepareForUpdate: keepNamespaceFinalizers}
 	case "/Service":
 		return Rules{NameFn: apivalidation.NameIsDNS1035Label, Default: defaultService, Validate: validateService, ValidateUpdate: validateServiceUpdate}
 	case "/Pod":
@@ -43,4 +45,9 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{NameFn: nameIsPathSegment}
 	}
 	return Rules{}
+}
+
+// keepNamespaceFinalizers leaves spec.finalizers to the finalize subresource, as upstream does.
+func keepNamespaceFinalizers(obj, old runtime.Object) {
+	obj.(*corev1.Namespace).Spec.Finalizers = old.(*corev1.Namespace).Spec.Finalizers
 }

@@ -40,6 +40,8 @@ type Rules struct {
 	AllowCreateOnUpdate bool
 	// Generation says whether the kind tracks metadata.generation.
 	Generation bool
+	// PrepareForUpdate keeps what an update of the main resource may not change, beyond status.
+	PrepareForUpdate func(obj, old runtime.Object)
 }
 
 type generic struct {
@@ -48,7 +50,7 @@ type generic struct {
 	subresource string // "" or "status"
 }
 
-// For returns the strategy of a resource, or of its status subresource when subresource is "status".
+// For returns the strategy of a resource, or of its "status" or "finalize" subresource.
 func For(res *catalogue.Resource, subresource string) Strategy {
 	return &generic{res: res, rules: rulesFor(res), subresource: subresource}
 }
@@ -88,6 +90,9 @@ func (g *generic) PrepareForUpdate(obj, old runtime.Object) {
 		m.SetGeneration(oldMeta.GetGeneration())
 		if g.rules.Generation && specChanged(obj, old) {
 			m.SetGeneration(oldMeta.GetGeneration() + 1)
+		}
+		if g.rules.PrepareForUpdate != nil && g.subresource == "" {
+			g.rules.PrepareForUpdate(obj, old)
 		}
 	}
 	if g.rules.Default != nil {

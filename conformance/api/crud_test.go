@@ -93,6 +93,15 @@ var _ = Describe("Create, read, update, delete", func() {
 		Expect(got.Data["n"]).To(Equal("1"))
 	})
 
+	It("applies an update without resourceVersion unconditionally", func(ctx SpecContext) {
+		_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("u", map[string]string{"n": "0"}), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		got, err := client.CoreV1().ConfigMaps(ns).Update(ctx, configMap("u", map[string]string{"n": "1"}), metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Data["n"]).To(Equal("1"))
+		Expect(got.UID).NotTo(BeEmpty())
+	})
+
 	It("lets exactly one of two racing writers win, and loses nothing", func(ctx SpecContext) {
 		cm, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("race", map[string]string{}), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())

@@ -99,6 +99,24 @@ var _ = Describe("Subresources", func() {
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 	})
 
+	It("changes namespace finalizers only through finalize", func(ctx SpecContext) {
+		nsObj, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(nsObj.Spec.Finalizers).To(Equal([]corev1.FinalizerName{corev1.FinalizerKubernetes}))
+		nsObj.Spec.Finalizers = nil
+		updated, err := client.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(updated.Spec.Finalizers).To(Equal([]corev1.FinalizerName{corev1.FinalizerKubernetes}))
+		updated.Spec.Finalizers = nil
+		finalized, err := client.CoreV1().Namespaces().Finalize(ctx, updated, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(finalized.Spec.Finalizers).To(BeEmpty())
+		// With nothing left to finalize, deleting the namespace removes it at once.
+		Expect(client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
+		_, err = client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+	})
+
 	It("binds a pod to a node once", func(ctx SpecContext) {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 		_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})

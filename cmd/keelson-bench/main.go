@@ -1,0 +1,227 @@
+// Command keelson-bench measures the API server as clients see it: create, get, list and
+// watch-delivery throughput with latency percentiles. It starts a keelson server of its own unless
+// --kubeconfig names a cluster (so the same run can measure an upstream peer).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keelson/keelson/apis/apiserver"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func main() {
+	kubeconfig := flag.String("kubeconfig", "", "cluster to measure (default: start a keelson server)")
+	objects := flag.Int("objects", 2000, "objects to create")
+	workers := flag.Int("workers", 16, "concurrent clients")
+	lists := flag.Int("lists", 50, "full lists to time")
+	flag.Parse()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg, stop, err := cluster(ctx, *kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer stop()
+	cfg.QPS, cfg.Burst = -1, 0
+	c := kubernetes.NewForConfigOrDie(cfg)
+	ns := "bench-" + utilrand.String(5)
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer c.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+
+	fmt.Printf("objects=%d workers=%d (ConfigMaps of ~1 KiB)\n\n", *objects, *workers)
+	fmt.Printf("%-22s %10s %10s %10s %10s\n", "operation", "ops/s", "p50", "p99", "max")
+
+	payload := map[string]string{"data": string(make([]byte, 1000))}
+	for k := range payload {
+		payload[k] = fmt.Sprintf("%01000d", 0)
+	}
+
+	// Watch delivery: one watcher sees every create; latency is from the create's response to
+	// the event's arrival.
+	list, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+	must(err)
+	w, err := c.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+	must(err)
+	var createdAt sync.Map
+	var delivery []time.Duration
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added {
+				continue
+			}
+			name := ev.Object.(*corev1.ConfigMap).Name
+			now := time.Now()
+			for {
+				if t, ok := createdAt.Load(name); ok {
+					delivery = append(delivery, now.Sub(t.(time.Time)))
+					break
+				}
+				time.Sleep(time.Microsecond) // the create's response is still on its way
+			}
+			if len(delivery) == *objects {
+				return
+			}
+		}
+	}()
+
+	report("create", run(*objects, *workers, func(i int) error {
+		name := fmt.Sprintf("cm-%06d", i)
+		_, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: payload}, metav1.CreateOptions{})
+		createdAt.Store(name, time.Now())
+		return err
+	}))
+	select {
+	case <-watchDone:
+		report("watch delivery", result{latencies: delivery})
+	case <-time.After(30 * time.Second):
+		fmt.Printf("watch delivery: only %d of %d events arrived\n", len(delivery), *objects)
+	}
+	w.Stop()
+
+	report("get", run(*objects, *workers, func(i int) error {
+		_, err := c.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("cm-%06d", i), metav1.GetOptions{})
+		return err
+	}))
+	report("get (rv=0, cache)", run(*objects, *workers, func(i int) error {
+		_, err := c.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("cm-%06d", i), metav1.GetOptions{ResourceVersion: "0"})
+		return err
+	}))
+	report(fmt.Sprintf("list %d (consistent)", *objects), run(*lists, 1, func(int) error {
+		_, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		return err
+	}))
+	report(fmt.Sprintf("list %d (rv=0)", *objects), run(*lists, 1, func(int) error {
+		_, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		return err
+	}))
+	report("list 500/page (etcd)", run(*lists, 1, func(int) error {
+		_, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{Limit: 500})
+		return err
+	}))
+	report("update", run(*objects, *workers, func(i int) error {
+		_, err := c.CoreV1().ConfigMaps(ns).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%06d", i)}, Data: map[string]string{"v": "2"}}, metav1.UpdateOptions{})
+		return err
+	}))
+	report("delete", run(*objects, *workers, func(i int) error {
+		return c.CoreV1().ConfigMaps(ns).Delete(ctx, fmt.Sprintf("cm-%06d", i), metav1.DeleteOptions{})
+	}))
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	latencies []time.Duration
+	elapsed   time.Duration
+	errors    int64
+}
+
+// run calls op n times from workers goroutines and records each call's latency.
+func run(n, workers int, op func(i int) error) result {
+	var next atomic.Int64
+	var errs atomic.Int64
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				if err := op(i); err != nil {
+					if errs.Add(1) == 1 {
+						fmt.Fprintln(os.Stderr, "error:", err)
+					}
+				}
+				lat[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	return result{latencies: lat, elapsed: time.Since(begin), errors: errs.Load()}
+}
+
+func report(name string, r result) {
+	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
+	pct := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[int(p*float64(len(r.latencies)-1))]
+	}
+	rate := "-"
+	if r.elapsed > 0 {
+		rate = fmt.Sprintf("%.0f", float64(len(r.latencies))/r.elapsed.Seconds())
+	}
+	line := fmt.Sprintf("%-22s %10s %10s %10s %10s", name, rate, round(pct(0.5)), round(pct(0.99)), round(pct(1)))
+	if r.errors > 0 {
+		line += fmt.Sprintf("  (%d errors)", r.errors)
+	}
+	fmt.Println(line)
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+// cluster returns a client config: the named cluster, or a keelson server started here.
+func cluster(ctx context.Context, kubeconfig string) (*rest.Config, func(), error) {
+	if kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		return cfg, func() {}, err
+	}
+	dir, err := os.MkdirTemp("", "keelson-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	started := make(chan *apiserver.Server, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- apiserver.Run(ctx, apiserver.Options{DataDir: dir, BindAddress: "127.0.0.1", Port: 0,
+			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, started)
+	}()
+	stop := func() { cancel(); <-errc; os.RemoveAll(dir) }
+	select {
+	case s := <-started:
+		cfg, err := clientcmd.BuildConfigFromFlags("", s.KubeconfigPath)
+		return cfg, stop, err
+	case err := <-errc:
+		return nil, nil, err
+	}
+}
