@@ -376,7 +376,6 @@ func (c *Cache) Watch(opts WatchOptions) (*Watcher, error) {
 		prefix:    opts.Prefix,
 		bookmarks: opts.Bookmarks,
 		ch:        make(chan Event, c.opts.WatcherBuffer),
-		done:      make(chan struct{}),
 		cache:     c,
 		Revision:  c.revision,
 	}
@@ -420,7 +419,6 @@ type Watcher struct {
 	Revision int64
 
 	ch     chan Event
-	done   chan struct{}
 	closed bool // guarded by cache.mu
 }
 

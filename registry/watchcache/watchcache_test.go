@@ -206,3 +206,38 @@ func TestListIsSortedAndConsistentReadSeesLatestWrite(t *testing.T) {
 		t.Fatalf("list = %v", names)
 	}
 }
+
+// Watchers that ask for bookmarks get them at the cache's revision; the others never do.
+func TestBookmarksGoOnlyToWatchersThatAskForThem(t *testing.T) {
+	s := newStore(t)
+	c := startCache(t, s, watchcache.Options{BookmarkInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	with, err := c.Watch(watchcache.WatchOptions{From: c.Revision(), Bookmarks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer with.Stop()
+	without, err := c.Watch(watchcache.WatchOptions{From: c.Revision()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer without.Stop()
+	if _, err := s.Create(ctx, s.Key("a", "x"), cm("a", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if e := receive(t, with); e.Type != watch.Added {
+		t.Fatalf("first event %v, want the creation", e.Type)
+	}
+	e := receive(t, with)
+	if e.Type != watch.Bookmark || e.Revision < c.Revision() {
+		t.Fatalf("got %v at %d, want a bookmark at %d or later", e.Type, e.Revision, c.Revision())
+	}
+	if e := receive(t, without); e.Type != watch.Added {
+		t.Fatalf("got %v, want the creation", e.Type)
+	}
+	select {
+	case e := <-without.Events():
+		t.Fatalf("a watcher without bookmarks got %v", e.Type)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
