@@ -28,7 +28,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch h.info.Subresource {
-	case "", "status":
+	case "", "status", "ephemeralcontainers", "resize":
 	case "scale":
 		h.serveScale(w, r, out)
 		return

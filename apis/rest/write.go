@@ -392,7 +392,8 @@ var errNotReady = errors.New("object changed")
 // strategySubresource is the strategy a subresource write runs: status and finalize have their
 // own; scale writes through the main resource's.
 func strategySubresource(sub string) string {
-	if sub == "status" || sub == "finalize" {
+	switch sub {
+	case "status", "finalize", "ephemeralcontainers", "resize":
 		return sub
 	}
 	return ""

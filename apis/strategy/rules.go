@@ -15,7 +15,13 @@ func rulesFor(res *catalogue.Resource) Rules {
 	case "/Service":
 		return Rules{NameFn: apivalidation.NameIsDNS1035Label, Default: defaultService, Validate: validateService, ValidateUpdate: validateServiceUpdate}
 	case "/Pod":
-		return Rules{Generation: true, Default: defaultPod, Validate: validatePod, ValidateUpdate: validatePodUpdate}
+		return Rules{Generation: true, Default: defaultPod, Validate: validatePod, ValidateUpdate: validatePodUpdate,
+			Subresources: map[string]SubresourceRules{
+				"ephemeralcontainers": {Keep: keepAllButEphemeralContainers, ValidateUpdate: validateEphemeralContainersUpdate},
+				"resize":              {Keep: keepAllButResources},
+			}}
+	case "/Node":
+		return Rules{Validate: validateNode, ValidateUpdate: validateNodeUpdate}
 	case "/ConfigMap":
 		return Rules{Validate: validateConfigMap, ValidateUpdate: validateConfigMapUpdate}
 	case "/Secret":

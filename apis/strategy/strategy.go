@@ -42,6 +42,15 @@ type Rules struct {
 	Generation bool
 	// PrepareForUpdate keeps what an update of the main resource may not change, beyond status.
 	PrepareForUpdate func(obj, old runtime.Object)
+	// Subresources are the kind's own subresources that write part of the spec
+	// (pods/ephemeralcontainers, pods/resize): Keep reduces a write to that part.
+	Subresources map[string]SubresourceRules
+}
+
+// SubresourceRules limit a subresource write to its part of the object.
+type SubresourceRules struct {
+	Keep           func(obj, old runtime.Object)
+	ValidateUpdate func(obj, old runtime.Object) field.ErrorList
 }
 
 type generic struct {
@@ -50,7 +59,7 @@ type generic struct {
 	subresource string // "" or "status"
 }
 
-// For returns the strategy of a resource, or of its "status" or "finalize" subresource.
+// For returns the strategy of a resource, or of one of its subresources that writes the object.
 func For(res *catalogue.Resource, subresource string) Strategy {
 	return &generic{res: res, rules: rulesFor(res), subresource: subresource}
 }
@@ -77,6 +86,10 @@ func (g *generic) PrepareForCreate(obj runtime.Object) {
 func (g *generic) PrepareForUpdate(obj, old runtime.Object) {
 	m, _ := meta.Accessor(obj)
 	oldMeta, _ := meta.Accessor(old)
+	if sub, ok := g.rules.Subresources[g.subresource]; ok {
+		sub.Keep(obj, old)
+		return
+	}
 	switch {
 	case g.subresource == "status":
 		// A status write changes status and nothing of the spec.
@@ -117,6 +130,9 @@ func (g *generic) ValidateUpdate(obj, old runtime.Object) field.ErrorList {
 	m, _ := meta.Accessor(obj)
 	oldMeta, _ := meta.Accessor(old)
 	errs := apivalidation.ValidateObjectMetaAccessorUpdate(m, oldMeta, field.NewPath("metadata"))
+	if sub, ok := g.rules.Subresources[g.subresource]; ok && sub.ValidateUpdate != nil {
+		errs = append(errs, sub.ValidateUpdate(obj, old)...)
+	}
 	if g.subresource == "" {
 		errs = append(errs, g.Validate(obj)...)
 		if g.rules.ValidateUpdate != nil {

@@ -16,10 +16,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -115,6 +117,21 @@ var _ = Describe("Subresources", func() {
 		Expect(client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
 		_, err = client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+	})
+
+	It("adds ephemeral containers through their subresource and nothing else", func(ctx SpecContext) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "eph"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		pod, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}}
+		pod.Labels = map[string]string{"ignored": "yes"}
+		got, err := client.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "eph", pod, metav1.UpdateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Spec.EphemeralContainers).To(HaveLen(1))
+		Expect(got.Labels).NotTo(HaveKey("ignored"))
+		got.Spec.EphemeralContainers = nil
+		_, err = client.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "eph", got, metav1.UpdateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 	})
 
 	It("binds a pod to a node once", func(ctx SpecContext) {
@@ -316,6 +333,26 @@ var _ = Describe("Bad input", func() {
 	})
 })
 
+var _ = Describe("Nodes", func() {
+	It("validates taints and keeps podCIDRs once set", func(ctx SpecContext) {
+		name := "keelson-test-node-" + strings.ToLower(utilrandString())
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: "Sometimes"}}}}
+		_, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring(`spec.taints[0].effect: Unsupported value: "Sometimes"`))
+		node.Spec.Taints = nil
+		node.Spec.PodCIDR, node.Spec.PodCIDRs = "10.244.0.0/24", []string{"10.244.0.0/24"}
+		node.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: resourceQuantity("110")}
+		created, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) { _ = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}) })
+		Expect(created.Status.Capacity).To(HaveKey(corev1.ResourcePods))
+		created.Spec.PodCIDR, created.Spec.PodCIDRs = "10.244.1.0/24", []string{"10.244.1.0/24"}
+		_, err = client.CoreV1().Nodes().Update(ctx, created, metav1.UpdateOptions{})
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+	})
+})
+
 var _ = Describe("Cluster bootstrap", func() {
 	It("has the system namespaces and the kubernetes Service at the first service address", func(ctx SpecContext) {
 		for _, n := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
@@ -415,6 +452,10 @@ var _ = Describe("Server endpoints", func() {
 			"statefulsets", "horizontalpodautoscalers", "horizontalpodautoscalers", "cronjobs", "jobs"))
 	})
 })
+
+func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
+
+func utilrandString() string { return utilrand.String(5) }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {
