@@ -35,9 +35,9 @@ func rulesFor(res *catalogue.Resource) Rules {
 	case "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet":
 		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate}
 	case "batch/Job":
-		return Rules{Generation: true, Default: defaultJob, ValidateUpdate: validateJobUpdate}
+		return Rules{Generation: true, Default: defaultJob, Validate: validateJob, ValidateUpdate: validateJobUpdate}
 	case "batch/CronJob":
-		return Rules{Generation: true, Default: defaultCronJob}
+		return Rules{Generation: true, Default: defaultCronJob, Validate: validateCronJob}
 	case "autoscaling/HorizontalPodAutoscaler", "policy/PodDisruptionBudget", "networking.k8s.io/NetworkPolicy",
 		"apiextensions.k8s.io/CustomResourceDefinition", "admissionregistration.k8s.io/ValidatingAdmissionPolicy",
 		"admissionregistration.k8s.io/MutatingAdmissionPolicy", "networking.k8s.io/Ingress":

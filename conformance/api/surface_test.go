@@ -170,6 +170,22 @@ var _ = Describe("Versions and encodings", func() {
 		Expect(core.Message).To(Equal("from events.k8s.io"))
 	})
 
+	It("serves HorizontalPodAutoscalers as autoscaling/v1 and v2 from one storage", func(ctx SpecContext) {
+		hpa := &autoscalingv1.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "h"}, Spec: autoscalingv1.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv1.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			MinReplicas:    ptr.To[int32](1), MaxReplicas: 5, TargetCPUUtilizationPercentage: ptr.To[int32](60)}}
+		_, err := client.AutoscalingV1().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		v2, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "h", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(v2.Spec.MaxReplicas).To(Equal(int32(5)))
+		Expect(v2.Spec.Metrics).To(HaveLen(1))
+		Expect(*v2.Spec.Metrics[0].Resource.Target.AverageUtilization).To(Equal(int32(60)))
+		v1, err := client.AutoscalingV1().HorizontalPodAutoscalers(ns).Get(ctx, "h", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(*v1.Spec.TargetCPUUtilizationPercentage).To(Equal(int32(60)))
+	})
+
 	It("speaks protobuf for reads, writes and watches", func(ctx SpecContext) {
 		cfg := rest.CopyConfig(testCluster.Config)
 		cfg.ContentType = runtime.ContentTypeProtobuf
