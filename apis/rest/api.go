@@ -16,6 +16,7 @@ import (
 	"github.com/keelson/keelson/registry/watchcache"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -166,7 +167,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveVirtual(w, r, res, info)
 		return
 	}
-	h := &handler{API: a, res: res, info: info, st: a.storages[res.EtcdPrefix]}
+	h := &handler{API: a, res: res, info: info, st: a.storages[res.EtcdPrefix], rw: w, fieldValidation: metav1.FieldValidationWarn}
 	h.serve(w, r)
 }
 

@@ -19,6 +19,9 @@ type handler struct {
 	res  *catalogue.Resource
 	info requestInfo
 	st   *storage
+	rw   http.ResponseWriter
+	// fieldValidation is the write's directive for unknown and duplicate fields.
+	fieldValidation string
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,10 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, out output) {
 		h.writeError(w, r, err)
 		return
 	}
+	if err := h.setFieldValidation(opts.FieldValidation); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	pt := types.PatchType(mt)
 	switch pt {
@@ -62,7 +66,7 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, out output) {
 			if err != nil {
 				return nil, err
 			}
-			obj, err := h.decodeObject(jsonInfo.Serializer, patched, h.res.GVK())
+			obj, err := h.decodeObject(jsonInfo, patched, h.res.GVK())
 			if err != nil {
 				return nil, err
 			}

@@ -146,7 +146,7 @@ func (h *handler) serveScale(w http.ResponseWriter, r *http.Request, out output)
 				if err != nil {
 					return nil, err
 				}
-				obj, err := h.decodeObject(jsonInfo.Serializer, patched, scaleGVK)
+				obj, err := h.decodeObject(jsonInfo, patched, scaleGVK)
 				if err != nil {
 					return nil, err
 				}

@@ -25,7 +25,7 @@ func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogu
 		a.writeError(w, r, err)
 		return
 	}
-	h := &handler{API: a, res: res, info: info}
+	h := &handler{API: a, res: res, info: info, rw: w, fieldValidation: metav1.FieldValidationWarn}
 	if res.Kind == "ComponentStatus" {
 		a.serveComponentStatuses(w, r, out, info)
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,11 +47,23 @@ func (h *handler) decodeBody(r *http.Request, want schema.GroupVersionKind) (run
 	if err != nil {
 		return nil, err
 	}
-	return h.decodeObject(info.Serializer, body, want)
+	return h.decodeObject(info, body, want)
 }
 
-func (h *handler) decodeObject(dec runtime.Decoder, body []byte, want schema.GroupVersionKind) (runtime.Object, error) {
+// decodeObject decodes body as want. Unknown and duplicate fields are refused, reported as
+// warnings or ignored, as the request's fieldValidation directive says (Warn when unset).
+func (h *handler) decodeObject(info runtime.SerializerInfo, body []byte, want schema.GroupVersionKind) (runtime.Object, error) {
+	dec := info.Serializer
+	if info.StrictSerializer != nil && h.fieldValidation != metav1.FieldValidationIgnore {
+		dec = info.StrictSerializer
+	}
 	obj, gvk, err := dec.Decode(body, &want, nil)
+	if strict, ok := runtime.AsStrictDecodingError(err); ok && obj != nil && h.fieldValidation != metav1.FieldValidationStrict {
+		for _, e := range strict.Errors() {
+			h.warn(e.Error())
+		}
+		err = nil
+	}
 	if err != nil {
 		// Upstream's wording: name what the body claimed to be when it said, else quote the body.
 		if gvk != nil && gvk.Kind != "" {
@@ -66,6 +79,25 @@ func (h *handler) decodeObject(dec runtime.Decoder, body []byte, want schema.Gro
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
+}
+
+// setFieldValidation records a write's fieldValidation directive, refusing unknown ones.
+func (h *handler) setFieldValidation(directive string) error {
+	switch directive {
+	case "":
+		h.fieldValidation = metav1.FieldValidationWarn
+	case metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict:
+		h.fieldValidation = directive
+	default:
+		return apierrors.NewBadRequest(fmt.Sprintf("fieldValidation: Unsupported value: %q: supported values: %q, %q, %q",
+			directive, metav1.FieldValidationIgnore, metav1.FieldValidationStrict, metav1.FieldValidationWarn))
+	}
+	return nil
+}
+
+// warn adds a Warning header to the response, as upstream reports non-fatal problems.
+func (h *handler) warn(msg string) {
+	h.rw.Header().Add("Warning", "299 - "+strconv.Quote(msg))
 }
 
 // summarize is the start of a body, as upstream quotes it in decode errors.
@@ -145,6 +177,10 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, out output) {
 	}
 	isDryRun, err := dryRun(opts.DryRun)
 	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.setFieldValidation(opts.FieldValidation); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -249,6 +285,10 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request, out output) {
 	}
 	isDryRun, err := dryRun(opts.DryRun)
 	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.setFieldValidation(opts.FieldValidation); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

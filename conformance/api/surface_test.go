@@ -32,6 +32,12 @@ import (
 
 // raw sends a request with the admin credentials and returns status and body.
 func raw(ctx context.Context, method, path, contentType string, body []byte, headers ...string) (int, []byte) {
+	code, b, _ := rawWithHeaders(ctx, method, path, contentType, body, headers...)
+	return code, b
+}
+
+// rawWithHeaders is raw that also returns the response headers.
+func rawWithHeaders(ctx context.Context, method, path, contentType string, body []byte, headers ...string) (int, []byte, http.Header) {
 	httpClient, err := rest.HTTPClientFor(testCluster.Config)
 	Expect(err).NotTo(HaveOccurred())
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(testCluster.Config.Host, "/")+path, bytes.NewReader(body))
@@ -47,7 +53,7 @@ func raw(ctx context.Context, method, path, contentType string, body []byte, hea
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	Expect(err).NotTo(HaveOccurred())
-	return resp.StatusCode, b
+	return resp.StatusCode, b, resp.Header
 }
 
 func statusOf(body []byte) metav1.Status {
@@ -278,6 +284,23 @@ var _ = Describe("Bad input", func() {
 		code, body = raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}`))
 		Expect(code).To(Equal(400))
 		Expect(statusOf(body).Message).To(HavePrefix(`ConfigMap in version "v1" cannot be handled as a ConfigMap: `))
+	})
+
+	It("refuses, warns about or ignores unknown fields as fieldValidation says", func(ctx SpecContext) {
+		body := func(name string) []byte {
+			return []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"` + name + `"},"data":{"a":"b"},"spec":{"x":1}}`)
+		}
+		code, resp := raw(ctx, "POST", cmPath(ns)+"?fieldValidation=Strict", "application/json", body("strict"))
+		Expect(code).To(Equal(400))
+		Expect(statusOf(resp).Message).To(Equal(`ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: unknown field "spec"`))
+		code, _, headers := rawWithHeaders(ctx, "POST", cmPath(ns), "application/json", body("warned"))
+		Expect(code).To(Equal(201))
+		Expect(headers.Values("Warning")).To(ConsistOf(`299 - "unknown field \"spec\""`))
+		code, _, headers = rawWithHeaders(ctx, "POST", cmPath(ns)+"?fieldValidation=Ignore", "application/json", body("ignored"))
+		Expect(code).To(Equal(201))
+		Expect(headers.Values("Warning")).To(BeEmpty())
+		code, resp = raw(ctx, "POST", cmPath(ns)+"?fieldValidation=Sometimes", "application/json", body("bad"))
+		Expect(code).To(Equal(400))
 	})
 
 	It("refuses a name that does not match the URL", func(ctx SpecContext) {
