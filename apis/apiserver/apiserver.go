@@ -23,6 +23,7 @@ import (
 	"github.com/keelson/keelson/apis/discovery"
 	"github.com/keelson/keelson/apis/rest"
 	"github.com/keelson/keelson/apis/scheme"
+	"github.com/keelson/keelson/apis/serviceaccount"
 	"github.com/keelson/keelson/apis/services"
 	"github.com/keelson/keelson/pki"
 	"github.com/keelson/keelson/registry/etcd"
@@ -117,7 +118,6 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
-	s.authn = authn.New(s.bundle.Pool)
 	if len(opts.EtcdServers) > 0 {
 		s.backend, err = etcd.Connect(ctx, opts.EtcdServers)
 	} else {
@@ -134,10 +134,15 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	}
 	cat := catalogue.New(catalogue.Builtin())
 	s.catalogue = cat
-	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log})
+	tokens, err := serviceaccount.LoadIssuer(filepath.Join(s.bundle.Dir, pki.ServiceAcctKey))
 	if err != nil {
 		return err
 	}
+	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log, Tokens: tokens})
+	if err != nil {
+		return err
+	}
+	s.authn = authn.New(s.bundle.Pool, s.api)
 	alloc, err := services.NewAllocators(s.api, opts.ServiceCIDR)
 	if err != nil {
 		return err

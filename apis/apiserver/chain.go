@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/keelson/keelson/apis/authn"
+	"github.com/keelson/keelson/apis/authz"
+	"github.com/keelson/keelson/apis/request"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/version"
@@ -25,6 +28,7 @@ const (
 // handler is the request chain, outermost first.
 func (s *Server) handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
+	h = s.withAuthorization(h)
 	h = s.withAuthentication(h)
 	h = withPanicRecovery(h)
 	return h
@@ -58,7 +62,11 @@ func isPublic(path string) bool {
 
 func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u := s.authn.Authenticate(r)
+		u, err := s.authn.Authenticate(r)
+		if err != nil {
+			writeStatus(w, metav1.Status{Status: metav1.StatusFailure, Message: "Unauthorized", Reason: metav1.StatusReasonUnauthorized, Code: http.StatusUnauthorized})
+			return
+		}
 		if u == nil {
 			if !isPublic(r.URL.Path) {
 				writeStatus(w, metav1.Status{Status: metav1.StatusFailure, Message: "Unauthorized", Reason: metav1.StatusReasonUnauthorized, Code: http.StatusUnauthorized})
@@ -68,6 +76,34 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(authn.WithUser(r.Context(), u)))
 	})
+}
+
+// withAuthorization refuses what the user may not do with upstream's 403.
+func (s *Server) withAuthorization(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := authn.UserFrom(r.Context())
+		if u.Name == authn.UserAnonymous && isPublic(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		attrs := authz.Attributes{User: u, Path: r.URL.Path, Verb: authz.Verb(r)}
+		if info, ok := request.Parse(r); ok && s.catalogue.Lookup(info.GroupVersionResource) != nil {
+			attrs.Resource = &info
+		}
+		if d := authz.Authorize(attrs); !d.Allowed {
+			writeStatus(w, statusOf(authz.ForbiddenError(attrs)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func statusOf(err error) metav1.Status {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		return se.Status()
+	}
+	return apierrors.NewInternalError(err).ErrStatus
 }
 
 func writeStatus(w http.ResponseWriter, st metav1.Status) {

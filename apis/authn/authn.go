@@ -1,11 +1,14 @@
 // Package authn authenticates requests: client certificates signed by the cluster CA, whose common
-// name is the user and whose organizations are the groups, as upstream's x509 authenticator reads them.
+// name is the user and whose organizations are the groups, as upstream's x509 authenticator reads
+// them; and bearer tokens, through a token authenticator (service-account tokens).
 package authn
 
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"net/http"
+	"strings"
 )
 
 // User is an authenticated identity.
@@ -13,6 +16,7 @@ type User struct {
 	Name   string
 	UID    string
 	Groups []string
+	Extra  map[string][]string
 }
 
 // Well-known groups.
@@ -36,18 +40,43 @@ func UserFrom(ctx context.Context) *User {
 	return u
 }
 
-// Authenticator verifies client certificates against the cluster CA.
-type Authenticator struct {
-	roots *x509.CertPool
+// TokenAuthenticator turns a bearer token into a user.
+type TokenAuthenticator interface {
+	AuthenticateToken(ctx context.Context, token string) (*User, error)
 }
 
-// New returns an authenticator trusting client certificates signed by roots.
-func New(roots *x509.CertPool) *Authenticator { return &Authenticator{roots: roots} }
+// Authenticator verifies client certificates against the cluster CA and bearer tokens with its
+// token authenticator.
+type Authenticator struct {
+	roots  *x509.CertPool
+	tokens TokenAuthenticator
+}
 
-// Authenticate returns the user of r, or nil when the request carries no valid credential.
-func (a *Authenticator) Authenticate(r *http.Request) *User {
+// New returns an authenticator trusting client certificates signed by roots and the tokens
+// tokens accepts (nil: none).
+func New(roots *x509.CertPool, tokens TokenAuthenticator) *Authenticator {
+	return &Authenticator{roots: roots, tokens: tokens}
+}
+
+// ErrInvalidCredential means the request presented a credential that does not hold; upstream
+// answers 401 rather than treating the request as anonymous.
+var ErrInvalidCredential = errors.New("authn: invalid credential")
+
+// Authenticate returns the user of r, nil when the request carries no credential, or
+// ErrInvalidCredential.
+func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, token, ok := strings.Cut(auth, " ")
+		if ok && strings.EqualFold(scheme, "bearer") && a.tokens != nil {
+			u, err := a.tokens.AuthenticateToken(r.Context(), strings.TrimSpace(token))
+			if err != nil {
+				return nil, ErrInvalidCredential
+			}
+			return u, nil
+		}
+	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return nil
+		return nil, nil
 	}
 	leaf := r.TLS.PeerCertificates[0]
 	inter := x509.NewCertPool()
@@ -55,9 +84,9 @@ func (a *Authenticator) Authenticate(r *http.Request) *User {
 		inter.AddCert(c)
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: a.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return nil
+		return nil, ErrInvalidCredential
 	}
 	groups := append([]string{}, leaf.Subject.Organization...)
 	groups = append(groups, GroupAuthenticated)
-	return &User{Name: leaf.Subject.CommonName, Groups: groups}
+	return &User{Name: leaf.Subject.CommonName, Groups: groups}, nil
 }

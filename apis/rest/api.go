@@ -12,6 +12,8 @@ import (
 
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/printers"
+	"github.com/keelson/keelson/apis/request"
+	"github.com/keelson/keelson/apis/serviceaccount"
 	"github.com/keelson/keelson/registry/store"
 	"github.com/keelson/keelson/registry/watchcache"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -31,6 +33,8 @@ type Config struct {
 	Log       *slog.Logger
 	// Cache tunes the watch caches.
 	Cache watchcache.Options
+	// Tokens issues and verifies service-account tokens; nil serves no tokens.
+	Tokens *serviceaccount.Issuer
 }
 
 // storage is one etcd prefix with its store and cache; resources that share a prefix share it.
@@ -48,6 +52,7 @@ type API struct {
 	storages  map[string]*storage // by etcd prefix
 	hooks     map[schema.GroupResource]Hooks
 	printers  *printers.Set
+	tokens    *serviceaccount.Issuer
 
 	fieldManagers fieldManagers
 }
@@ -62,6 +67,7 @@ func New(cfg Config) (*API, error) {
 		storages:  map[string]*storage{},
 		hooks:     map[schema.GroupResource]Hooks{},
 		printers:  printers.New(),
+		tokens:    cfg.Tokens,
 	}
 	codec := protobuf.NewSerializer(cfg.Scheme, cfg.Scheme)
 	for _, r := range cfg.Catalogue.Resources() {
@@ -134,7 +140,7 @@ func (a *API) SetHooks(gr schema.GroupResource, h Hooks) { a.hooks[gr] = h }
 
 // ServeHTTP handles a resource URL; ok is false when the path is not one.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info, ok := parseResourcePath(r)
+	info, ok := request.Parse(r)
 	if !ok {
 		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
 		return

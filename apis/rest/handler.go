@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/keelson/keelson/apis/catalogue"
+	"github.com/keelson/keelson/apis/request"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +18,7 @@ import (
 type handler struct {
 	*API
 	res  *catalogue.Resource
-	info requestInfo
+	info request.Info
 	st   *storage
 	rw   http.ResponseWriter
 	// fieldValidation is the write's directive for unknown and duplicate fields.
@@ -37,6 +38,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case "binding":
 		h.serveBinding(w, r, out)
+		return
+	case "token":
+		h.serveTokenRequest(w, r, out)
 		return
 	case "finalize":
 		if h.res.Kind == "Namespace" {

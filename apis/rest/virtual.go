@@ -7,7 +7,9 @@ import (
 	"net/http"
 
 	"github.com/keelson/keelson/apis/authn"
+	"github.com/keelson/keelson/apis/authz"
 	"github.com/keelson/keelson/apis/catalogue"
+	"github.com/keelson/keelson/apis/request"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,7 +21,7 @@ import (
 
 // serveVirtual answers the resources that are computed rather than stored: the review APIs,
 // bindings and component statuses.
-func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogue.Resource, info requestInfo) {
+func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogue.Resource, info request.Info) {
 	out, err := negotiateOutput(a.codecs, r.Header.Get("Accept"))
 	if err != nil {
 		a.writeError(w, r, err)
@@ -43,29 +45,33 @@ func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogu
 	switch o := obj.(type) {
 	case *authenticationv1.SelfSubjectReview:
 		o.Status.UserInfo = authenticationv1.UserInfo{Username: user.Name, UID: user.UID, Groups: user.Groups}
+		if len(user.Extra) > 0 {
+			o.Status.UserInfo.Extra = map[string]authenticationv1.ExtraValue{}
+			for k, v := range user.Extra {
+				o.Status.UserInfo.Extra[k] = v
+			}
+		}
 		result = o
 	case *authenticationv1.TokenReview:
-		// No token authenticator is configured yet: every token is unknown.
-		o.Status = authenticationv1.TokenReviewStatus{Authenticated: false}
+		a.reviewToken(r.Context(), o)
 		result = o
 	case *authorizationv1.SelfSubjectAccessReview:
-		o.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "no authorization is configured: every authenticated request is allowed"}
+		o.Status = accessReview(user, o.Spec.ResourceAttributes, o.Spec.NonResourceAttributes)
 		result = o
 	case *authorizationv1.SubjectAccessReview:
-		o.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "no authorization is configured: every authenticated request is allowed"}
+		subject := &authn.User{Name: o.Spec.User, UID: o.Spec.UID, Groups: o.Spec.Groups}
+		o.Status = accessReview(subject, o.Spec.ResourceAttributes, o.Spec.NonResourceAttributes)
 		result = o
 	case *authorizationv1.LocalSubjectAccessReview:
-		if o.Namespace != "" && o.Namespace != info.Namespace {
+		if ra := o.Spec.ResourceAttributes; ra == nil || ra.Namespace != info.Namespace {
 			a.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("spec.resourceAttributes.namespace must match namespace: %v", info.Namespace)))
 			return
 		}
-		o.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true, Reason: "no authorization is configured: every authenticated request is allowed"}
+		subject := &authn.User{Name: o.Spec.User, UID: o.Spec.UID, Groups: o.Spec.Groups}
+		o.Status = accessReview(subject, o.Spec.ResourceAttributes, nil)
 		result = o
 	case *authorizationv1.SelfSubjectRulesReview:
-		o.Status = authorizationv1.SubjectRulesReviewStatus{
-			ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
-			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
-		}
+		o.Status = rulesReview(user)
 		result = o
 	case *corev1.Binding:
 		if err := a.bind(r.Context(), info.Namespace, o); err != nil {
@@ -117,7 +123,7 @@ func (a *API) bind(ctx context.Context, namespace string, b *corev1.Binding) err
 }
 
 // serveComponentStatuses reports the health of the control plane's parts (deprecated upstream, still served).
-func (a *API) serveComponentStatuses(w http.ResponseWriter, r *http.Request, out output, info requestInfo) {
+func (a *API) serveComponentStatuses(w http.ResponseWriter, r *http.Request, out output, info request.Info) {
 	healthy := func(name string) corev1.ComponentStatus {
 		cs := corev1.ComponentStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Conditions: []corev1.ComponentCondition{{Type: corev1.ComponentHealthy, Status: corev1.ConditionTrue, Message: "ok"}}}
@@ -163,4 +169,39 @@ func (h *handler) serveBinding(w http.ResponseWriter, r *http.Request, out outpu
 	st := &metav1.Status{Status: metav1.StatusSuccess, Code: http.StatusCreated}
 	st.SetGroupVersionKind(statusGVK)
 	h.writeObject(w, out, http.StatusCreated, st)
+}
+
+// accessReview asks the authorizer about the attributes of a SubjectAccessReview.
+func accessReview(u *authn.User, ra *authorizationv1.ResourceAttributes, nra *authorizationv1.NonResourceAttributes) authorizationv1.SubjectAccessReviewStatus {
+	attrs := authz.Attributes{User: u}
+	switch {
+	case ra != nil:
+		attrs.Resource = &request.Info{Namespace: ra.Namespace, Name: ra.Name, Subresource: ra.Subresource, Verb: ra.Verb}
+		attrs.Resource.Group, attrs.Resource.Version, attrs.Resource.Resource = ra.Group, ra.Version, ra.Resource
+	case nra != nil:
+		attrs.Path, attrs.Verb = nra.Path, nra.Verb
+	}
+	if authz.Authorize(attrs).Allowed {
+		return authorizationv1.SubjectAccessReviewStatus{Allowed: true}
+	}
+	return authorizationv1.SubjectAccessReviewStatus{}
+}
+
+// rulesReview lists what a user may do, as the authorizer grants it.
+func rulesReview(u *authn.User) authorizationv1.SubjectRulesReviewStatus {
+	if authz.Authorize(authz.Attributes{User: u, Resource: &request.Info{Verb: "*"}}).Allowed {
+		return authorizationv1.SubjectRulesReviewStatus{
+			ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+		}
+	}
+	return authorizationv1.SubjectRulesReviewStatus{
+		ResourceRules: []authorizationv1.ResourceRule{
+			{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}},
+			{Verbs: []string{"create"}, APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}},
+		},
+		NonResourceRules: []authorizationv1.NonResourceRule{
+			{Verbs: []string{"get"}, NonResourceURLs: []string{"/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"}},
+		},
+	}
 }

@@ -1,4 +1,6 @@
-package rest
+// Package request reads what a URL names: the resource, namespace, name, subresource and verb
+// of a resource request, as the authorizer and the REST handlers both need it.
+package request
 
 import (
 	"net/http"
@@ -7,9 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// requestInfo is what a resource URL names: /api/v1/namespaces/{ns}/{resource}/{name}/{subresource}
+// Info is what a resource URL names: /api/v1/namespaces/{ns}/{resource}/{name}/{subresource}
 // or /apis/{group}/{version}/....
-type requestInfo struct {
+type Info struct {
 	schema.GroupVersionResource
 	Namespace   string
 	Name        string
@@ -18,9 +20,9 @@ type requestInfo struct {
 	Verb string
 }
 
-// parseResourcePath splits a resource URL. ok is false when the path is not a resource path
-// (discovery documents, health, unknown roots).
-func parseResourcePath(r *http.Request) (info requestInfo, ok bool) {
+// Parse splits a resource URL. ok is false when the path is not a resource path (discovery
+// documents, health, unknown roots).
+func Parse(r *http.Request) (info Info, ok bool) {
 	parts := splitPath(r.URL.Path)
 	switch {
 	case len(parts) >= 3 && parts[0] == "api":
