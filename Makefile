@@ -2,6 +2,7 @@
 #   make run    install what is needed, build, start a one-node cluster, print the KUBECONFIG line
 #   make test   install what is needed and run the whole test suite
 #   make bench  print API server throughput and latency figures
+#   make generate  regenerate the committed OpenAPI definitions
 
 SHELL := /bin/bash
 GO ?= go
@@ -11,7 +12,7 @@ K8S_VERSION := v1.37.2
 VERSION_PKG := k8s.io/component-base/version
 KUBECTL_LDFLAGS := -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=37 -X $(VERSION_PKG).gitTreeState=clean
 
-.PHONY: all build kubectl run test unit conformance bench deps vet fmt-check clean
+.PHONY: all build kubectl run test generate bench deps vet fmt-check clean
 
 all: build
 
@@ -41,6 +42,10 @@ fmt-check:
 test: deps build kubectl fmt-check vet
 	env -u KUBECONFIG BIN_keelson=$(CURDIR)/bin/keelson BIN_kubectl=$(CURDIR)/bin/kubectl \
 		$(GO) test -count=1 -timeout 25m ./...
+
+# generate rewrites the committed generated code (the OpenAPI definitions) from go.mod's modules.
+generate:
+	./hack/update-openapi.sh
 
 bench: build
 	$(GO) run ./cmd/keelson-bench

@@ -21,6 +21,7 @@ import (
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/discovery"
+	"github.com/keelson/keelson/apis/openapi"
 	"github.com/keelson/keelson/apis/rest"
 	"github.com/keelson/keelson/apis/scheme"
 	"github.com/keelson/keelson/apis/serviceaccount"
@@ -28,6 +29,7 @@ import (
 	"github.com/keelson/keelson/pki"
 	"github.com/keelson/keelson/registry/etcd"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 )
 
 // Options configure the API server.
@@ -60,6 +62,7 @@ type Server struct {
 	bundle    *pki.Bundle
 	alloc     *services.Allocators
 	catalogue *catalogue.Catalogue
+	openapi   http.Handler
 	ready     readiness
 
 	// KubeconfigPath is the admin kubeconfig written at start.
@@ -138,7 +141,18 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
-	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log, Tokens: tokens})
+	docs, err := openapi.Build(cat, sch, GitVersion)
+	if err != nil {
+		return err
+	}
+	if s.openapi, err = openapi.Handler(docs); err != nil {
+		return err
+	}
+	typeConverter, err := managedfields.NewTypeConverter(docs.Schemas, false)
+	if err != nil {
+		return fmt.Errorf("apiserver: type converter: %w", err)
+	}
+	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log, Tokens: tokens, TypeConverter: typeConverter})
 	if err != nil {
 		return err
 	}

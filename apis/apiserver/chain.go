@@ -128,6 +128,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.api.ServeHTTP(w, r)
+	case path == "/openapi/v2" || path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
+		s.openapi.ServeHTTP(w, r)
 	case path == "/":
 		s.serveRoot(w)
 	default:
@@ -150,7 +152,7 @@ func (s *Server) serveVersion(w http.ResponseWriter) {
 }
 
 func (s *Server) serveRoot(w http.ResponseWriter) {
-	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"}
+	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/openapi/v3/", "/readyz", "/version"}
 	for _, g := range s.catalogue.Groups() {
 		if g.Group == "" {
 			continue

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 )
 
 // Config is what the REST layer needs.
@@ -35,6 +36,9 @@ type Config struct {
 	Cache watchcache.Options
 	// Tokens issues and verifies service-account tokens; nil serves no tokens.
 	Tokens *serviceaccount.Issuer
+	// TypeConverter gives managedFields the schema of every kind (from OpenAPI): list-map keys,
+	// atomic fields. Nil falls back to a converter that deduces them, which tracks lists whole.
+	TypeConverter managedfields.TypeConverter
 }
 
 // storage is one etcd prefix with its store and cache; resources that share a prefix share it.
@@ -54,6 +58,8 @@ type API struct {
 	printers  *printers.Set
 	tokens    *serviceaccount.Issuer
 
+	typeConverter managedfields.TypeConverter
+
 	fieldManagers fieldManagers
 }
 
@@ -68,6 +74,8 @@ func New(cfg Config) (*API, error) {
 		hooks:     map[schema.GroupResource]Hooks{},
 		printers:  printers.New(),
 		tokens:    cfg.Tokens,
+
+		typeConverter: cfg.TypeConverter,
 	}
 	codec := protobuf.NewSerializer(cfg.Scheme, cfg.Scheme)
 	for _, r := range cfg.Catalogue.Resources() {

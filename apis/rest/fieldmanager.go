@@ -26,9 +26,11 @@ func (a *API) fieldManagerFor(gvk schema.GroupVersionKind, subresource string) (
 	if fm, ok := a.fieldManagers.byKind[key]; ok {
 		return fm, nil
 	}
-	// TODO: use the OpenAPI-derived type converter once the OpenAPI definitions are generated, so
-	// that list-map keys and atomic fields are tracked as upstream tracks them.
-	fm, err := managedfields.NewDefaultFieldManager(managedfields.NewDeducedTypeConverter(), a.scheme, a.scheme, a.scheme, gvk, gvk.GroupVersion(), subresource, nil)
+	converter := a.typeConverter
+	if converter == nil {
+		converter = managedfields.NewDeducedTypeConverter()
+	}
+	fm, err := managedfields.NewDefaultFieldManager(converter, a.scheme, a.scheme, a.scheme, gvk, gvk.GroupVersion(), subresource, nil)
 	if err != nil {
 		return nil, fmt.Errorf("field manager for %s: %w", gvk, err)
 	}

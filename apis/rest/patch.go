@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/mergepatch"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -35,14 +36,22 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, out output) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	pt := types.PatchType(mt)
 	switch pt {
-	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType:
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType:
 	default:
-		h.writeError(w, r, unsupportedMediaType(string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType)))
+		h.writeError(w, r, unsupportedMediaType(string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType), string(types.ApplyYAMLPatchType)))
+		return
+	}
+	if err := forceOnlyForApply(&opts, pt == types.ApplyYAMLPatchType); err != nil {
+		h.writeError(w, r, err)
 		return
 	}
 	body, err := readBody(r)
 	if err != nil {
 		h.writeError(w, r, err)
+		return
+	}
+	if pt == types.ApplyYAMLPatchType {
+		h.apply(w, r, out, &opts, isDryRun, body)
 		return
 	}
 	if pt != types.JSONPatchType {
@@ -93,7 +102,7 @@ func (h *handler) applyPatch(pt types.PatchType, original, patch []byte, schemaO
 		}
 		out, err := p.Apply(original)
 		if err != nil {
-			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", h.res.GroupResource(), h.info.Name, err.Error(), 0, false)
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 		}
 		return out, nil
 	case types.MergePatchType:
@@ -110,7 +119,7 @@ func (h *handler) applyPatch(pt types.PatchType, original, patch []byte, schemaO
 				mergepatch.ErrBadPatchFormatForSetElementOrderList, mergepatch.ErrUnsupportedStrategicMergePatchFormat:
 				return nil, apierrors.NewBadRequest(err.Error())
 			}
-			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", h.res.GroupResource(), h.info.Name, err.Error(), 0, false)
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 		}
 		return out, nil
 	}

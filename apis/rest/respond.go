@@ -17,16 +17,15 @@ func schemaGR() schema.GroupResource { return schema.GroupResource{} }
 
 var statusGVK = schema.GroupVersionKind{Version: "v1", Kind: "Status"}
 
-// statusOf turns any error into the Status a client gets; errors that are not Status errors are
-// internal errors, as upstream.
+// statusOf turns any error into the Status a client gets. An error that is not a Status error
+// becomes a 500 with no reason and the error's text, as upstream's ErrorToAPIStatus does.
 func statusOf(err error) *metav1.Status {
 	var se apierrors.APIStatus
 	if errors.As(err, &se) {
 		s := se.Status()
 		return &s
 	}
-	s := apierrors.NewInternalError(err).Status()
-	return &s
+	return &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Reason: metav1.StatusReasonUnknown, Message: err.Error()}
 }
 
 // writeError writes err as a Status in the negotiated form (JSON when negotiation failed).

@@ -189,7 +189,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, out output) {
 		h.writeError(w, r, err)
 		return
 	}
-	created, err := h.createObject(ctx, r, obj, opts.FieldManager, isDryRun)
+	created, err := h.createObject(ctx, r, obj, opts.FieldManager, isDryRun, false)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -197,8 +197,9 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, out output) {
 	h.respond(w, r, out, http.StatusCreated, created)
 }
 
-// createObject runs a create from a decoded served object to the stored result.
-func (h *handler) createObject(ctx context.Context, r *http.Request, obj runtime.Object, manager string, isDryRun bool) (runtime.Object, error) {
+// createObject runs a create from a decoded served object to the stored result. fieldsSet says
+// the object's managedFields are already recorded (a create by server-side apply).
+func (h *handler) createObject(ctx context.Context, r *http.Request, obj runtime.Object, manager string, isDryRun, fieldsSet bool) (runtime.Object, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
@@ -240,9 +241,10 @@ func (h *handler) createObject(ctx context.Context, r *http.Request, obj runtime
 	if err := h.checkNamespace(ctx, m.GetName()); err != nil {
 		return nil, err
 	}
-	obj, err = h.trackFields(nil, obj, fieldManager(r, manager))
-	if err != nil {
-		return nil, err
+	if !fieldsSet {
+		if obj, err = h.trackFields(nil, obj, fieldManager(r, manager)); err != nil {
+			return nil, err
+		}
 	}
 	hooks := h.hooks[h.res.GroupResource()]
 	if hooks.BeforeCreate != nil {
@@ -275,6 +277,10 @@ type updateSpec struct {
 	next func(current runtime.Object) (runtime.Object, error)
 	// createIfMissing is the object to create when none exists and the strategy allows it.
 	createIfMissing runtime.Object
+	// createApplied builds the object a server-side apply creates when none exists.
+	createApplied func(ctx context.Context) (runtime.Object, error)
+	// fieldsSet says next already recorded the write in managedFields (server-side apply).
+	fieldsSet bool
 }
 
 func (h *handler) update(w http.ResponseWriter, r *http.Request, out output) {
@@ -385,9 +391,10 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 		if errs := strat.ValidateUpdate(obj, current); len(errs) > 0 {
 			return nil, h.invalid(h.info.Name, errs)
 		}
-		obj, err = h.trackFields(current, obj, fieldManager(r, spec.manager))
-		if err != nil {
-			return nil, err
+		if !spec.fieldsSet {
+			if obj, err = h.trackFields(current, obj, fieldManager(r, spec.manager)); err != nil {
+				return nil, err
+			}
 		}
 		if spec.dryRun {
 			m, _ := meta.Accessor(obj)
@@ -397,8 +404,16 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 		}
 		return obj, nil
 	})
+	if apierrors.IsNotFound(err) && spec.createApplied != nil && h.info.Subresource == "" {
+		obj, err := spec.createApplied(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		created, err := h.createObject(ctx, r, obj, spec.manager, spec.dryRun, true)
+		return created, http.StatusCreated, err
+	}
 	if apierrors.IsNotFound(err) && spec.createIfMissing != nil && strat.AllowCreateOnUpdate() {
-		created, err := h.createObject(ctx, r, spec.createIfMissing, spec.manager, spec.dryRun)
+		created, err := h.createObject(ctx, r, spec.createIfMissing, spec.manager, spec.dryRun, false)
 		return created, http.StatusCreated, err
 	}
 	if err != nil {
