@@ -116,7 +116,28 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return err
 	}
-	var err error
+	// Listen first, so that a port in use fails the start at once.
+	ln, err := net.Listen("tcp", net.JoinHostPort(opts.BindAddress, strconv.Itoa(opts.Port)))
+	if err != nil {
+		return fmt.Errorf("apiserver: listen: %w", err)
+	}
+	defer ln.Close()
+	sch, err := scheme.New()
+	if err != nil {
+		return err
+	}
+	cat := catalogue.New(catalogue.Builtin())
+	s.catalogue = cat
+	// The OpenAPI documents take a while to build: do it while etcd starts.
+	type built struct {
+		docs *openapi.Documents
+		err  error
+	}
+	openapiDone := make(chan built, 1)
+	go func() {
+		docs, err := openapi.Build(cat, sch, GitVersion)
+		openapiDone <- built{docs, err}
+	}()
 	s.bundle, err = pki.Load(filepath.Join(opts.DataDir, "pki"))
 	if err != nil {
 		return err
@@ -131,20 +152,15 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	}
 	defer s.backend.Close()
 
-	sch, err := scheme.New()
-	if err != nil {
-		return err
-	}
-	cat := catalogue.New(catalogue.Builtin())
-	s.catalogue = cat
 	tokens, err := serviceaccount.LoadIssuer(filepath.Join(s.bundle.Dir, pki.ServiceAcctKey))
 	if err != nil {
 		return err
 	}
-	docs, err := openapi.Build(cat, sch, GitVersion)
-	if err != nil {
-		return err
+	b := <-openapiDone
+	if b.err != nil {
+		return b.err
 	}
+	docs := b.docs
 	if s.openapi, err = openapi.Handler(docs); err != nil {
 		return err
 	}
@@ -181,10 +197,6 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	serving, err := s.bundle.ServingPair(hosts, ips)
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(opts.BindAddress, strconv.Itoa(opts.Port)))
-	if err != nil {
-		return fmt.Errorf("apiserver: listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler: s.handler(),
