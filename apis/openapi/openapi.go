@@ -55,7 +55,7 @@ func Build(cat *catalogue.Catalogue, scheme *runtime.Scheme, version string) (*D
 		Definitions: spec.Definitions{},
 	}}
 	for name, def := range defs {
-		s := def.Schema
+		s := v2Schema(def.Schema)
 		if list, ok := gvks[name]; ok {
 			s.AddExtension(gvkExtension, gvkList(list))
 		}
@@ -79,27 +79,56 @@ func Build(cat *catalogue.Catalogue, scheme *runtime.Scheme, version string) (*D
 	}
 
 	docs := &Documents{V2: all, V3: map[string]*spec3.OpenAPI{}, Schemas: map[string]*spec.Schema{}}
-	for gv, paths := range perGV {
-		sub := &spec.Swagger{SwaggerProps: all.SwaggerProps}
-		sub.Paths = &spec.Paths{Paths: paths}
-		sub.Definitions = spec.Definitions{}
-		for name := range b.reachable(paths) {
-			sub.Definitions[name] = all.Definitions[name]
-		}
-		v3 := openapiconv.ConvertV2ToV3(sub)
-		docs.V3[gvPath(gv)] = v3
-	}
 	v3defs := definitions.GetOpenAPIDefinitions(func(name string) spec.Ref {
 		return spec.MustCreateRef("#/components/schemas/" + name)
 	})
 	for name, def := range v3defs {
-		s := def.Schema
+		s := withoutV2Schema(def.Schema)
 		if list, ok := gvks[name]; ok {
 			s.AddExtension(gvkExtension, gvkList(list))
 		}
 		docs.Schemas[name] = &s
 	}
+	for gv, paths := range perGV {
+		sub := &spec.Swagger{SwaggerProps: all.SwaggerProps}
+		sub.Paths = &spec.Paths{Paths: paths}
+		sub.Definitions = spec.Definitions{}
+		reachable := b.reachable(paths)
+		for name := range reachable {
+			sub.Definitions[name] = all.Definitions[name]
+		}
+		v3 := openapiconv.ConvertV2ToV3(sub)
+		// The components are the OpenAPI 3 schemas themselves, not converted 2.0 ones.
+		for name := range reachable {
+			v3.Components.Schemas[name] = docs.Schemas[name]
+		}
+		docs.V3[gvPath(gv)] = v3
+	}
 	return docs, nil
+}
+
+// v2Schema is a definition's Swagger 2.0 form: types whose OpenAPI 3 schema uses what 2.0 lacks
+// (oneOf: Quantity, IntOrString) carry their 2.0 schema in an extension.
+func v2Schema(s spec.Schema) spec.Schema {
+	if v2, ok := s.Extensions[common.ExtensionV2Schema].(spec.Schema); ok {
+		return v2
+	}
+	return s
+}
+
+// withoutV2Schema is a definition's OpenAPI 3 form, without the embedded 2.0 one.
+func withoutV2Schema(s spec.Schema) spec.Schema {
+	if _, ok := s.Extensions[common.ExtensionV2Schema]; !ok {
+		return s
+	}
+	ext := spec.Extensions{}
+	for k, v := range s.Extensions {
+		if k != common.ExtensionV2Schema {
+			ext[k] = v
+		}
+	}
+	s.Extensions = ext
+	return s
 }
 
 // gvkList is the extension's value in the untyped form readers of parsed documents expect.
