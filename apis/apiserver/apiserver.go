@@ -48,7 +48,9 @@ type Options struct {
 	ServiceCIDR string
 	// CompactionInterval is how often etcd history is compacted.
 	CompactionInterval time.Duration
-	Log                *slog.Logger
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight bound concurrent requests (0: no limit).
+	MaxRequestsInFlight, MaxMutatingRequestsInFlight int
+	Log                                              *slog.Logger
 }
 
 // Server is a running API server.

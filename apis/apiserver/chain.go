@@ -25,10 +25,12 @@ const (
 	GitVersion = "v1.37.2+keelson"
 )
 
-// handler is the request chain, outermost first.
+// handler is the request chain; the last wrapper added runs first: panic recovery,
+// authentication, the in-flight limit, authorization, then routing.
 func (s *Server) handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withAuthorization(h)
+	h = newInflightLimit(s.opts.MaxRequestsInFlight, s.opts.MaxMutatingRequestsInFlight).wrap(h)
 	h = s.withAuthentication(h)
 	h = withPanicRecovery(h)
 	return h

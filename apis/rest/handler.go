@@ -26,7 +26,7 @@ type handler struct {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
-	out, err := negotiateOutput(h.codecs, r.Header.Get("Accept"))
+	out, err := negotiate(h.codecs, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -35,11 +35,28 @@ type output struct {
 	target    target
 	// metaVersion is the meta.k8s.io version of a Table or PartialObjectMetadata response.
 	metaVersion string
+	// gzip says the client accepts a gzip-encoded body.
+	gzip bool
 }
 
 func errNotAcceptable(accepted []string) error {
 	return apierrors.NewGenericServerResponse(http.StatusNotAcceptable, "", schemaGR(), "",
 		fmt.Sprintf("only the following media types are accepted: %s", strings.Join(accepted, ", ")), 0, false)
+}
+
+// negotiate picks the response form of a request: its media type from Accept, and whether the
+// body may be gzip-encoded.
+func negotiate(codecs serializer.CodecFactory, r *http.Request) (output, error) {
+	out, err := negotiateOutput(codecs, r.Header.Get("Accept"))
+	if err != nil {
+		return out, err
+	}
+	for _, enc := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		if name, _, _ := strings.Cut(strings.TrimSpace(enc), ";"); name == "gzip" {
+			out.gzip = true
+		}
+	}
+	return out, nil
 }
 
 // negotiateOutput picks the first acceptable media range of the Accept header.

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,6 +57,19 @@ func (a *API) writeObject(w http.ResponseWriter, out output, code int, obj runti
 	}
 	w.Header().Set("Content-Type", out.mediaType)
 	w.Header().Set("Cache-Control", "no-cache, private")
+	if out.gzip && buf.Len() > gzipThreshold {
+		// Large responses are compressed for clients that accept it, as upstream does.
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Add("Vary", "Accept-Encoding")
+		w.WriteHeader(code)
+		zw := gzip.NewWriter(w)
+		_, _ = zw.Write(buf.Bytes())
+		_ = zw.Close()
+		return
+	}
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
 }
+
+// gzipThreshold is the size above which upstream compresses a response (128 KiB).
+const gzipThreshold = 128 * 1024

@@ -22,7 +22,7 @@ import (
 // serveVirtual answers the resources that are computed rather than stored: the review APIs,
 // bindings and component statuses.
 func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogue.Resource, info request.Info) {
-	out, err := negotiateOutput(a.codecs, r.Header.Get("Accept"))
+	out, err := negotiate(a.codecs, r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -60,6 +60,8 @@ func runServer(ctx context.Context, name string, args []string) error {
 	etcdServers := fs.String("etcd-servers", "", "comma-separated URLs of an external etcd cluster (default: run etcd embedded)")
 	serviceCIDR := fs.String("service-cluster-ip-range", "10.96.0.0/12", "range of Service cluster IPs")
 	compaction := fs.Duration("etcd-compaction-interval", 5*time.Minute, "how often etcd history is compacted")
+	maxInflight := fs.Int("max-requests-inflight", 400, "the most read-only requests served at once; more get 429 (0: no limit)")
+	maxMutating := fs.Int("max-mutating-requests-inflight", 200, "the most mutating requests served at once; more get 429 (0: no limit)")
 	disableAgent := fs.Bool("disable-agent", false, "run the control plane only, without the node agent")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	_ = fs.Parse(args)
@@ -75,6 +77,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 	opts := apiserver.Options{
 		DataDir: *dataDir, BindAddress: *bind, Port: *port, AdvertiseAddress: *advertise,
 		ServiceCIDR: *serviceCIDR, CompactionInterval: *compaction, Log: log,
+		MaxRequestsInFlight: *maxInflight, MaxMutatingRequestsInFlight: *maxMutating,
 	}
 	if *etcdServers != "" {
 		opts.EtcdServers = strings.Split(*etcdServers, ",")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -254,6 +255,26 @@ var _ = Describe("Versions and encodings", func() {
 		var meta metav1.PartialObjectMetadata
 		Expect(json.Unmarshal(t.Rows[0].Object.Raw, &meta)).To(Succeed())
 		Expect(meta.Name).To(Equal("t"))
+	})
+
+	It("compresses large responses for clients that accept gzip", func(ctx SpecContext) {
+		big := strings.Repeat("x", 64*1024)
+		for i := range 3 {
+			_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap(fmt.Sprintf("big%d", i), map[string]string{"k": big}), metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		code, body, headers := rawWithHeaders(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps", "", nil, "Accept-Encoding", "gzip")
+		Expect(code).To(Equal(200))
+		Expect(headers.Get("Content-Encoding")).To(Equal("gzip"))
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		Expect(err).NotTo(HaveOccurred())
+		plain, err := io.ReadAll(zr)
+		Expect(err).NotTo(HaveOccurred())
+		var list corev1.ConfigMapList
+		Expect(json.Unmarshal(plain, &list)).To(Succeed())
+		Expect(list.Items).To(HaveLen(3))
+		_, _, headers = rawWithHeaders(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps/big0", "", nil, "Accept-Encoding", "gzip")
+		Expect(headers.Get("Content-Encoding")).To(BeEmpty(), "a response under 128 KiB stays plain")
 	})
 
 	It("answers YAML when asked", func(ctx SpecContext) {
