@@ -21,6 +21,7 @@ import (
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/discovery"
+	"github.com/keelson/keelson/apis/metrics"
 	"github.com/keelson/keelson/apis/openapi"
 	"github.com/keelson/keelson/apis/rest"
 	"github.com/keelson/keelson/apis/scheme"
@@ -65,6 +66,7 @@ type Server struct {
 	alloc     *services.Allocators
 	catalogue *catalogue.Catalogue
 	openapi   http.Handler
+	metrics   *metrics.Metrics
 	ready     readiness
 
 	// KubeconfigPath is the admin kubeconfig written at start.
@@ -115,6 +117,12 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		opts.AdvertiseAddress = hostAddress()
 	}
 	s := &Server{opts: opts, log: opts.Log}
+	s.metrics = metrics.New(func() map[string]int {
+		if s.api == nil {
+			return nil
+		}
+		return s.api.ObjectCounts()
+	})
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return err
 	}
@@ -170,7 +178,8 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return fmt.Errorf("apiserver: type converter: %w", err)
 	}
-	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log, Tokens: tokens, TypeConverter: typeConverter})
+	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log, Tokens: tokens, TypeConverter: typeConverter,
+		ObserveEtcd: func(op, resource string, d time.Duration) { s.metrics.ObserveEtcd(op, resource, d) }})
 	if err != nil {
 		return err
 	}

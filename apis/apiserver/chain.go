@@ -25,13 +25,14 @@ const (
 	GitVersion = "v1.37.2+keelson"
 )
 
-// handler is the request chain; the last wrapper added runs first: panic recovery,
+// handler is the request chain; the last wrapper added runs first: panic recovery, metrics,
 // authentication, the in-flight limit, authorization, then routing.
 func (s *Server) handler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
 	h = s.withAuthorization(h)
-	h = newInflightLimit(s.opts.MaxRequestsInFlight, s.opts.MaxMutatingRequestsInFlight).wrap(h)
+	h = newInflightLimit(s.opts.MaxRequestsInFlight, s.opts.MaxMutatingRequestsInFlight, s.metrics.Inflight).wrap(h)
 	h = s.withAuthentication(h)
+	h = s.metrics.Wrap(h)
 	h = withPanicRecovery(h)
 	return h
 }
@@ -89,7 +90,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			return
 		}
 		attrs := authz.Attributes{User: u, Path: r.URL.Path, Verb: authz.Verb(r)}
-		if info, ok := request.Parse(r); ok && s.catalogue.Lookup(info.GroupVersionResource) != nil {
+		if info, ok := request.From(r); ok && s.catalogue.Lookup(info.GroupVersionResource) != nil {
 			attrs.Resource = &info
 		}
 		if d := authz.Authorize(attrs); !d.Allowed {
@@ -132,6 +133,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.api.ServeHTTP(w, r)
 	case path == "/openapi/v2" || path == "/openapi/v3" || strings.HasPrefix(path, "/openapi/v3/"):
 		s.openapi.ServeHTTP(w, r)
+	case path == "/metrics":
+		s.metrics.Handler().ServeHTTP(w, r)
 	case path == "/":
 		s.serveRoot(w)
 	default:
@@ -154,7 +157,7 @@ func (s *Server) serveVersion(w http.ResponseWriter) {
 }
 
 func (s *Server) serveRoot(w http.ResponseWriter) {
-	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/openapi/v3/", "/readyz", "/version"}
+	paths := []string{"/api", "/api/v1", "/apis", "/healthz", "/livez", "/metrics", "/openapi/v2", "/openapi/v3", "/openapi/v3/", "/readyz", "/version"}
 	for _, g := range s.catalogue.Groups() {
 		if g.Group == "" {
 			continue

@@ -13,10 +13,12 @@ import (
 // (watches, streams) and system:masters are not counted.
 type inflightLimit struct {
 	readOnly, mutating chan struct{}
+	// observe, if set, is told when a counted request starts (+1) and ends (-1), by kind.
+	observe func(kind string, delta float64)
 }
 
-func newInflightLimit(readOnly, mutating int) *inflightLimit {
-	l := &inflightLimit{}
+func newInflightLimit(readOnly, mutating int, observe func(kind string, delta float64)) *inflightLimit {
+	l := &inflightLimit{observe: observe}
 	if readOnly > 0 {
 		l.readOnly = make(chan struct{}, readOnly)
 	}
@@ -27,7 +29,7 @@ func newInflightLimit(readOnly, mutating int) *inflightLimit {
 }
 
 func longRunning(r *http.Request) bool {
-	info, ok := request.Parse(r)
+	info, ok := request.From(r)
 	if !ok {
 		return false
 	}
@@ -55,10 +57,14 @@ func (l *inflightLimit) wrap(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		slots := l.readOnly
+		slots, kind := l.readOnly, "readOnly"
 		switch r.Method {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-			slots = l.mutating
+			slots, kind = l.mutating, "mutating"
+		}
+		if l.observe != nil {
+			l.observe(kind, 1)
+			defer l.observe(kind, -1)
 		}
 		if slots == nil {
 			next.ServeHTTP(w, r)

@@ -15,7 +15,7 @@ import (
 func TestInflightLimit(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 10)
-	h := newInflightLimit(1, 1).wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := newInflightLimit(1, 1, nil).wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		if r.URL.Query().Get("block") == "1" {
 			<-release

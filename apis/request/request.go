@@ -3,6 +3,7 @@
 package request
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -100,4 +101,26 @@ func splitPath(p string) []string {
 		return nil
 	}
 	return strings.Split(p, "/")
+}
+
+type infoKey struct{}
+
+type parsed struct {
+	info Info
+	ok   bool
+}
+
+// WithInfo parses r once and returns it carrying the result, for From to return to later links of
+// the request chain.
+func WithInfo(r *http.Request) *http.Request {
+	info, ok := Parse(r)
+	return r.WithContext(context.WithValue(r.Context(), infoKey{}, parsed{info, ok}))
+}
+
+// From returns what WithInfo recorded, or parses r when nothing was.
+func From(r *http.Request) (Info, bool) {
+	if p, ok := r.Context().Value(infoKey{}).(parsed); ok {
+		return p.info, p.ok
+	}
+	return Parse(r)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/printers"
@@ -36,6 +37,8 @@ type Config struct {
 	Cache watchcache.Options
 	// Tokens issues and verifies service-account tokens; nil serves no tokens.
 	Tokens *serviceaccount.Issuer
+	// ObserveEtcd, if set, is told of every etcd request: operation, resource and duration.
+	ObserveEtcd func(operation, resource string, d time.Duration)
 	// TypeConverter gives managedFields the schema of every kind (from OpenAPI): list-map keys,
 	// atomic fields. Nil falls back to a converter that deduces them, which tracks lists whole.
 	TypeConverter managedfields.TypeConverter
@@ -86,6 +89,10 @@ func New(cfg Config) (*API, error) {
 			return nil, fmt.Errorf("rest: %s: kind %s is not in the scheme", r.GroupVersionResource, r.StorageGVK())
 		}
 		s := store.New(cfg.Etcd, r.GroupResource(), r.EtcdPrefix, codec)
+		if cfg.ObserveEtcd != nil {
+			resource := r.GroupResource().String()
+			s.SetObserver(func(op string, d time.Duration) { cfg.ObserveEtcd(op, resource, d) })
+		}
 		a.storages[r.EtcdPrefix] = &storage{store: s, cache: watchcache.New(s, cfg.Cache, cfg.Log)}
 	}
 	return a, nil
@@ -148,7 +155,7 @@ func (a *API) SetHooks(gr schema.GroupResource, h Hooks) { a.hooks[gr] = h }
 
 // ServeHTTP handles a resource URL; ok is false when the path is not one.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info, ok := request.Parse(r)
+	info, ok := request.From(r)
 	if !ok {
 		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{}, ""))
 		return
@@ -201,6 +208,17 @@ func notFoundPath() error {
 
 func methodNotSupported(res *catalogue.Resource, verb string) error {
 	return apierrors.NewMethodNotSupported(res.GroupResource(), verb)
+}
+
+// ObjectCounts is the number of stored objects of each resource, as the caches hold them.
+func (a *API) ObjectCounts() map[string]int {
+	out := map[string]int{}
+	for _, r := range a.catalogue.Resources() {
+		if s := a.storages[r.EtcdPrefix]; s != nil && !r.Virtual {
+			out[r.GroupResource().String()] = s.cache.Len()
+		}
+	}
+	return out
 }
 
 // Cached returns the cached objects of a stored resource (all namespaces). They are shared:

@@ -466,6 +466,18 @@ var _ = Describe("Server endpoints", func() {
 		Expect(v.Minor).To(Equal("37"))
 	})
 
+	It("exposes upstream's metrics", func(ctx SpecContext) {
+		_, err := client.CoreV1().ConfigMaps("default").List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		code, body := raw(ctx, "GET", "/metrics", "", nil)
+		Expect(code).To(Equal(200))
+		text := string(body)
+		Expect(text).To(MatchRegexp(`apiserver_request_total\{[^}]*resource="configmaps"[^}]*verb="LIST"[^}]*\} \d+`))
+		Expect(text).To(ContainSubstring("apiserver_request_duration_seconds_bucket{"))
+		Expect(text).To(MatchRegexp(`etcd_request_duration_seconds_bucket\{[^}]*operation="get"`))
+		Expect(text).To(MatchRegexp(`apiserver_storage_objects\{resource="namespaces"\} \d+`))
+	})
+
 	It("refuses anonymous requests with 401 but serves them health and version", func(ctx SpecContext) {
 		if !testCluster.Keelson {
 			Skip("anonymous access is configured per cluster")

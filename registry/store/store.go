@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,6 +28,20 @@ type Store struct {
 	prefix   string
 	resource schema.GroupResource
 	codec    runtime.Codec
+	observe  Observer
+}
+
+// Observer is told of every etcd request: its operation (get, create, update, delete, list) and
+// how long it took.
+type Observer func(operation string, d time.Duration)
+
+// SetObserver installs an observer; call before the store is used.
+func (s *Store) SetObserver(o Observer) { s.observe = o }
+
+func (s *Store) observed(operation string, begin time.Time) {
+	if s.observe != nil {
+		s.observe(operation, time.Since(begin))
+	}
 }
 
 // New returns a store for resource, keeping its objects under Prefix+etcdPrefix+"/" encoded with codec.
@@ -109,6 +124,7 @@ func nameOf(key string) string {
 
 // Get reads one object at the newest revision.
 func (s *Store) Get(ctx context.Context, key string) (runtime.Object, error) {
+	defer s.observed("get", time.Now())
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return nil, s.etcdError(err)
@@ -125,6 +141,7 @@ func (s *Store) Create(ctx context.Context, key string, obj runtime.Object) (run
 	if err != nil {
 		return nil, err
 	}
+	defer s.observed("create", time.Now())
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, string(data))).
@@ -152,6 +169,7 @@ var ErrNoChange = errors.New("store: no change")
 // changed in between; otherwise it reads again and retries. A result that encodes to the same
 // bytes is not written, and the current object is returned with its resourceVersion unchanged.
 func (s *Store) Update(ctx context.Context, key string, tryUpdate UpdateFunc) (runtime.Object, error) {
+	defer s.observed("update", time.Now())
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return nil, s.etcdError(err)
@@ -201,6 +219,7 @@ func (s *Store) Update(ctx context.Context, key string, tryUpdate UpdateFunc) (r
 // Delete removes the object at key after check accepts the current object, retrying if it changes
 // in between. It returns the object as it was, carrying the revision of its deletion.
 func (s *Store) Delete(ctx context.Context, key string, check func(current runtime.Object) error) (runtime.Object, error) {
+	defer s.observed("delete", time.Now())
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return nil, s.etcdError(err)
@@ -258,6 +277,7 @@ func (s *Store) ListPage(ctx context.Context, prefix, from string, revision, lim
 	if limit > 0 {
 		opts = append(opts, clientv3.WithLimit(limit))
 	}
+	defer s.observed("list", time.Now())
 	resp, err := s.client.Get(ctx, from, opts...)
 	if err != nil {
 		return nil, s.etcdError(err)

@@ -276,6 +276,13 @@ func (c *Cache) sendBookmarks() {
 	}
 }
 
+// Len is how many objects the cache holds.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.objects)
+}
+
 // Revision is the newest revision the cache has seen.
 func (c *Cache) Revision() int64 {
 	c.mu.RLock()
