@@ -103,6 +103,13 @@ func (h *handler) deleteObject(ctx context.Context, name string, opts *metav1.De
 		return nil, false, err
 	}
 	grace := h.gracePeriod(current, opts)
+	if ns, ok := current.(*corev1.Namespace); ok {
+		// A namespace's first delete only marks it Terminating; once marked and finalized, the
+		// next delete removes it, as upstream's namespace registry does.
+		if ns.DeletionTimestamp != nil && len(ns.Spec.Finalizers) == 0 && len(ns.Finalizers) == 0 {
+			return h.removeObject(ctx, key, name, opts, isDryRun)
+		}
+	}
 	if h.mustMarkForDeletion(current, opts, grace) {
 		var marked runtime.Object
 		var result runtime.Object
@@ -124,7 +131,7 @@ func (h *handler) deleteObject(ctx context.Context, name string, opts *metav1.De
 			return nil, false, err
 		}
 		m, _ := meta.Accessor(result)
-		if len(m.GetFinalizers()) == 0 && !h.waitsForKubernetesFinalizer(result) && grace == 0 {
+		if len(m.GetFinalizers()) == 0 && !isNamespace(result) && grace == 0 {
 			// Nothing left to wait for (a second delete with grace 0, say): remove it now.
 			return h.removeObject(ctx, key, name, opts, isDryRun)
 		}
@@ -148,16 +155,19 @@ func (h *handler) removeObject(ctx context.Context, key, name string, opts *meta
 	return deleted, true, nil
 }
 
+// checkPreconditions refuses a delete whose preconditions do not hold, worded as upstream's
+// registry words it (naming the kind, not the resource).
 func (h *handler) checkPreconditions(name string, obj runtime.Object, p *metav1.Preconditions) error {
 	if p == nil {
 		return nil
 	}
 	m, _ := meta.Accessor(obj)
+	kind := schema.GroupResource{Group: h.res.Group, Resource: h.res.Kind}
 	if p.UID != nil && *p.UID != m.GetUID() {
-		return apierrors.NewConflict(h.res.GroupResource(), name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.GetUID()))
+		return apierrors.NewConflict(kind, name, fmt.Errorf("the UID in the precondition (%s) does not match the UID in record (%s). The object might have been deleted and then recreated", *p.UID, m.GetUID()))
 	}
 	if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
-		return apierrors.NewConflict(h.res.GroupResource(), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.GetResourceVersion()))
+		return apierrors.NewConflict(kind, name, fmt.Errorf("the ResourceVersion in the precondition (%s) does not match the ResourceVersion in record (%s). The object might have been modified", *p.ResourceVersion, m.GetResourceVersion()))
 	}
 	return nil
 }
@@ -197,7 +207,7 @@ func propagationFinalizer(opts *metav1.DeleteOptions) string {
 
 func (h *handler) mustMarkForDeletion(obj runtime.Object, opts *metav1.DeleteOptions, grace int64) bool {
 	m, _ := meta.Accessor(obj)
-	return len(m.GetFinalizers()) > 0 || propagationFinalizer(opts) != "" || grace > 0 || h.waitsForKubernetesFinalizer(obj)
+	return len(m.GetFinalizers()) > 0 || propagationFinalizer(opts) != "" || grace > 0 || isNamespace(obj)
 }
 
 // markForDeletion sets deletionTimestamp and the propagation finalizer, as upstream records a
@@ -217,6 +227,14 @@ func (h *handler) markForDeletion(obj runtime.Object, opts *metav1.DeleteOptions
 		m.SetFinalizers(append(kept, f))
 	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		// Namespaces carry no grace period: their deletion waits on finalizers only.
+		if ns.DeletionTimestamp == nil {
+			ns.DeletionTimestamp = &now
+		}
+		ns.Status.Phase = corev1.NamespaceTerminating
+		return
+	}
 	if m.GetDeletionTimestamp() == nil {
 		deadline := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
 		m.SetDeletionTimestamp(&deadline)
@@ -226,9 +244,6 @@ func (h *handler) markForDeletion(obj runtime.Object, opts *metav1.DeleteOptions
 		deadline := metav1.NewTime(now.Add(time.Duration(grace) * time.Second))
 		m.SetDeletionTimestamp(&deadline)
 		m.SetDeletionGracePeriodSeconds(&grace)
-	}
-	if ns, ok := obj.(*corev1.Namespace); ok {
-		ns.Status.Phase = corev1.NamespaceTerminating
 	}
 }
 

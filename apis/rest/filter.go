@@ -63,9 +63,15 @@ func parseFilter(res *catalogue.Resource, newObj func() runtime.Object, labelSel
 			}
 		}
 		for _, req := range fs.Requirements() {
-			if _, ok := allowed[req.Field]; !ok {
+			if _, ok := allowed[req.Field]; ok {
+				continue
+			}
+			// Kinds with fields of their own have a field-label conversion upstream, with its
+			// wording; the rest fall to the scheme's default, with another.
+			if res.Fields != nil {
 				return nil, apierrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
 			}
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%q is not a known field selector: only %q, %q", req.Field, "metadata.name", "metadata.namespace"))
 		}
 	}
 	return f, nil

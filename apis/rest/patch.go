@@ -29,7 +29,7 @@ func (h *handler) patch(w http.ResponseWriter, r *http.Request, out output) {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.setFieldValidation(opts.FieldValidation); err != nil {
+	if err := h.setFieldValidation(opts.FieldValidation, "PatchOptions"); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // get serves one object: from etcd when no resourceVersion is given (a consistent read), else
@@ -137,14 +139,15 @@ func (h *handler) listObjects(ctx context.Context, opts *metav1.ListOptions, f *
 	switch match {
 	case "", metav1.ResourceVersionMatchExact, metav1.ResourceVersionMatchNotOlderThan:
 	default:
-		return nil, 0, "", invalidListOptions("resourceVersionMatch", string(match), fmt.Sprintf("supported values: %q, %q", metav1.ResourceVersionMatchExact, metav1.ResourceVersionMatchNotOlderThan))
+		return nil, 0, "", invalidListOptions(field.NotSupported(field.NewPath("resourceVersionMatch"), match,
+			[]metav1.ResourceVersionMatch{metav1.ResourceVersionMatchExact, metav1.ResourceVersionMatchNotOlderThan}))
 	}
 	if match != "" && opts.ResourceVersion == "" {
-		return nil, 0, "", invalidListOptions("resourceVersionMatch", string(match), "resourceVersionMatch is forbidden unless resourceVersion is provided")
+		return nil, 0, "", invalidListOptions(field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden unless resourceVersion is provided"))
 	}
 	if opts.Continue != "" {
 		if opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
-			return nil, 0, "", invalidListOptions("resourceVersion", opts.ResourceVersion, "specifying resource version is not allowed when using continue")
+			return nil, 0, "", invalidListOptions(field.Forbidden(field.NewPath("resourceVersion"), "specifying resource version is not allowed when using continue"))
 		}
 		tok, err := decodeContinue(opts.Continue)
 		if err != nil {
@@ -159,7 +162,7 @@ func (h *handler) listObjects(ctx context.Context, opts *metav1.ListOptions, f *
 	switch {
 	case match == metav1.ResourceVersionMatchExact:
 		if rv == 0 {
-			return nil, 0, "", invalidListOptions("resourceVersionMatch", string(match), "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+			return nil, 0, "", invalidListOptions(field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""))
 		}
 		return h.listFromEtcd(ctx, prefix, "", rv, opts.Limit, f)
 	case opts.Limit > 0 && opts.ResourceVersion == "":
@@ -242,6 +245,7 @@ func (h *handler) keyOf(obj runtime.Object) (string, error) {
 	return h.st.store.Key(m.GetNamespace(), m.GetName()), nil
 }
 
-func invalidListOptions(fieldName, value, detail string) error {
-	return apierrors.NewBadRequest(fmt.Sprintf("%s: Invalid value: %q: %s", fieldName, value, detail))
+// invalidListOptions is upstream's 422 for list options that do not go together.
+func invalidListOptions(err *field.Error) error {
+	return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: "ListOptions"}, "", field.ErrorList{err})
 }

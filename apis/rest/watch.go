@@ -193,7 +193,12 @@ func (h *handler) transition(e watchcache.Event, f *filter) (watch.EventType, ru
 		case cur:
 			return watch.Added, e.Object
 		case prev:
-			return watch.Deleted, e.Object
+			// Upstream sends the object as the watcher last saw it, at the new revision.
+			gone := e.Prev.DeepCopyObject()
+			if m, err := meta.Accessor(gone); err == nil {
+				m.SetResourceVersion(strconv.FormatInt(e.Revision, 10))
+			}
+			return watch.Deleted, gone
 		}
 	}
 	return "", nil

@@ -71,26 +71,40 @@ func (h *handler) decodeObject(info runtime.SerializerInfo, body []byte, want sc
 		}
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", want.Kind, err, summarize(body)))
 	}
+	if gvk.Kind != want.Kind {
+		// Upstream decodes the other kind, then fails to convert it to the resource's type.
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: converting (%s.%s) to (%s.%s): unknown conversion",
+			gvk.Kind, gvk.Version, want.Kind, gvk.Version, gvk.Kind, internalPackage(want.Group), want.Kind))
+	}
 	if gvk.GroupVersion() != want.GroupVersion() {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), want.GroupVersion()))
-	}
-	if gvk.Kind != want.Kind {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: the kind in the data does not match the resource", gvk.Kind, gvk.Version, want.Kind))
 	}
 	obj.GetObjectKind().SetGroupVersionKind(want)
 	return obj, nil
 }
 
-// setFieldValidation records a write's fieldValidation directive, refusing unknown ones.
-func (h *handler) setFieldValidation(directive string) error {
+// internalPackage is the Go package upstream's internal types of a group live in, as its
+// conversion errors name them.
+func internalPackage(group string) string {
+	switch group {
+	case "", "events.k8s.io":
+		return "core"
+	}
+	name, _, _ := strings.Cut(group, ".")
+	return name
+}
+
+// setFieldValidation records a write's fieldValidation directive, refusing unknown ones with
+// upstream's 422 on the options kind (CreateOptions, UpdateOptions, PatchOptions).
+func (h *handler) setFieldValidation(directive, optionsKind string) error {
 	switch directive {
 	case "":
 		h.fieldValidation = metav1.FieldValidationWarn
 	case metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict:
 		h.fieldValidation = directive
 	default:
-		return apierrors.NewBadRequest(fmt.Sprintf("fieldValidation: Unsupported value: %q: supported values: %q, %q, %q",
-			directive, metav1.FieldValidationIgnore, metav1.FieldValidationStrict, metav1.FieldValidationWarn))
+		return apierrors.NewInvalid(schema.GroupKind{Group: "meta.k8s.io", Kind: optionsKind}, "", field.ErrorList{field.NotSupported(field.NewPath("fieldValidation"), directive,
+			[]string{"", metav1.FieldValidationIgnore, metav1.FieldValidationStrict, metav1.FieldValidationWarn})})
 	}
 	return nil
 }
@@ -180,7 +194,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request, out output) {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.setFieldValidation(opts.FieldValidation); err != nil {
+	if err := h.setFieldValidation(opts.FieldValidation, "CreateOptions"); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -294,7 +308,7 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request, out output) {
 		h.writeError(w, r, err)
 		return
 	}
-	if err := h.setFieldValidation(opts.FieldValidation); err != nil {
+	if err := h.setFieldValidation(opts.FieldValidation, "UpdateOptions"); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -422,8 +436,9 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 	if dryRunResult != nil {
 		return dryRunResult, http.StatusOK, nil
 	}
-	// An update that removes the last finalizer of an object being deleted completes the deletion.
-	if m, _ := meta.Accessor(result); m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && !h.waitsForKubernetesFinalizer(result) {
+	// An update that removes the last finalizer of an object whose deletion waits only for its
+	// finalizers (grace period 0) completes the deletion, as upstream's store does.
+	if m, _ := meta.Accessor(result); m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && zeroGrace(m.GetDeletionGracePeriodSeconds()) && !isNamespace(result) {
 		deleted, err := h.st.store.Delete(ctx, key, func(current runtime.Object) error {
 			cm, _ := meta.Accessor(current)
 			if cm.GetResourceVersion() != m.GetResourceVersion() {
@@ -465,11 +480,13 @@ func keepOnlyFinalizers(obj, current runtime.Object) {
 	*ns = *kept
 }
 
-// waitsForKubernetesFinalizer tells whether a namespace still has spec.finalizers to run.
-func (h *handler) waitsForKubernetesFinalizer(obj runtime.Object) bool {
-	ns, ok := obj.(*corev1.Namespace)
-	return ok && len(ns.Spec.Finalizers) > 0
+func zeroGrace(g *int64) bool { return g != nil && *g == 0 }
+
+func isNamespace(obj runtime.Object) bool {
+	_, ok := obj.(*corev1.Namespace)
+	return ok
 }
+
 
 func (h *handler) afterDelete(ctx context.Context, obj runtime.Object) {
 	if hooks := h.hooks[h.res.GroupResource()]; hooks.AfterDelete != nil {

@@ -26,7 +26,8 @@ func validateNode(obj runtime.Object) field.ErrorList {
 	}
 	seen := map[string]bool{}
 	for i, t := range node.Spec.Taints {
-		p := spec.Child("taints").Index(i)
+		// Upstream reports taint errors under metadata.taints, not spec.taints.
+		p := field.NewPath("metadata", "taints").Index(i)
 		for _, msg := range validation.IsQualifiedName(t.Key) {
 			errs = append(errs, field.Invalid(p.Child("key"), t.Key, msg))
 		}

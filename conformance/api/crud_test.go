@@ -199,7 +199,11 @@ var _ = Describe("Create, read, update, delete", func() {
 		Expect(err).NotTo(HaveOccurred())
 		err = client.CoreV1().ConfigMaps(ns).Delete(ctx, "pre", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: ptr.To(types.UID("not-the-uid"))}})
 		Expect(apierrors.IsConflict(err)).To(BeTrue(), "%v", err)
-		Expect(err.Error()).To(ContainSubstring("Precondition failed: UID in precondition: not-the-uid, UID in object meta: " + string(cm.UID)))
+		Expect(err.Error()).To(Equal(`Operation cannot be fulfilled on ConfigMap "pre": the UID in the precondition (not-the-uid) does not match the UID in record (` +
+			string(cm.UID) + `). The object might have been deleted and then recreated`))
+		err = client.CoreV1().ConfigMaps(ns).Delete(ctx, "pre", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: ptr.To("1")}})
+		Expect(err.Error()).To(Equal(`Operation cannot be fulfilled on ConfigMap "pre": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record (` +
+			cm.ResourceVersion + `). The object might have been modified`))
 		Expect(client.CoreV1().ConfigMaps(ns).Delete(ctx, "pre", metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}})).To(Succeed())
 	})
 

@@ -120,7 +120,11 @@ var _ = Describe("Subresources", func() {
 		finalized, err := client.CoreV1().Namespaces().Finalize(ctx, updated, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(finalized.Spec.Finalizers).To(BeEmpty())
-		// With nothing left to finalize, deleting the namespace removes it at once.
+		// The first delete only marks it Terminating; with nothing left to finalize, the next removes it.
+		Expect(client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
+		terminating, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(terminating.Status.Phase).To(Equal(corev1.NamespaceTerminating))
 		Expect(client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
 		_, err = client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
@@ -299,9 +303,13 @@ var _ = Describe("Bad input", func() {
 	})
 
 	It("refuses an apiVersion that does not match the URL", func(ctx SpecContext) {
-		code, body := raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"}}`))
+		code, body := raw(ctx, "POST", "/apis/autoscaling/v1/namespaces/"+ns+"/horizontalpodautoscalers", "application/json",
+			[]byte(`{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":"x"},"spec":{"maxReplicas":1,"scaleTargetRef":{"kind":"Deployment","name":"d"}}}`))
 		Expect(code).To(Equal(400))
-		Expect(statusOf(body).Message).To(Equal("the API version in the data (apps/v1) does not match the expected API version (v1)"))
+		Expect(statusOf(body).Message).To(Equal("the API version in the data (autoscaling/v2) does not match the expected API version (autoscaling/v1)"))
+		code, body = raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x"}}`))
+		Expect(code).To(Equal(400))
+		Expect(statusOf(body).Message).To(Equal(`Deployment in version "v1" cannot be handled as a ConfigMap: converting (v1.Deployment) to (core.ConfigMap): unknown conversion`))
 		code, body = raw(ctx, "POST", cmPath(ns), "application/json", []byte(`{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}`))
 		Expect(code).To(Equal(400))
 		Expect(statusOf(body).Message).To(HavePrefix(`ConfigMap in version "v1" cannot be handled as a ConfigMap: `))
@@ -321,7 +329,8 @@ var _ = Describe("Bad input", func() {
 		Expect(code).To(Equal(201))
 		Expect(headers.Values("Warning")).To(BeEmpty())
 		code, resp = raw(ctx, "POST", cmPath(ns)+"?fieldValidation=Sometimes", "application/json", body("bad"))
-		Expect(code).To(Equal(400))
+		Expect(code).To(Equal(422))
+		Expect(statusOf(resp).Message).To(Equal(`CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Sometimes": supported values: "", "Ignore", "Strict", "Warn"`))
 	})
 
 	It("refuses a name that does not match the URL", func(ctx SpecContext) {
@@ -399,7 +408,7 @@ var _ = Describe("Nodes", func() {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: "Sometimes"}}}}
 		_, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
-		Expect(err.Error()).To(ContainSubstring(`spec.taints[0].effect: Unsupported value: "Sometimes"`))
+		Expect(err.Error()).To(ContainSubstring(`metadata.taints[0].effect: Unsupported value: "Sometimes": supported values: "NoSchedule", "PreferNoSchedule", "NoExecute"`))
 		node.Spec.Taints = nil
 		node.Spec.PodCIDR, node.Spec.PodCIDRs = "10.244.0.0/24", []string{"10.244.0.0/24"}
 		node.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: resourceQuantity("110")}

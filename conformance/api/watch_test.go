@@ -97,7 +97,12 @@ var _ = Describe("Watch", func() {
 		Expect(err).NotTo(HaveOccurred())
 		ev := nextEvent(w)
 		Expect(ev.Type).To(Equal(watch.Deleted))
-		Expect(ev.Object.(*corev1.ConfigMap).Labels["tier"]).To(Equal("back"))
+		// The object as the watcher last saw it, at the revision of the change that removed it.
+		left := ev.Object.(*corev1.ConfigMap)
+		Expect(left.Labels["tier"]).To(Equal("front"))
+		current, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "sel", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(left.ResourceVersion).To(Equal(current.ResourceVersion))
 	})
 
 	It("sends the initial state and the initial-events-end bookmark with sendInitialEvents", func(ctx SpecContext) {
@@ -232,7 +237,10 @@ var _ = Describe("List", func() {
 		Expect(list.Items[0].Name).To(Equal("f2"))
 		_, err = client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{FieldSelector: "data.foo=bar"})
 		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
-		Expect(err.Error()).To(Equal(`field label not supported: data.foo`))
+		Expect(err.Error()).To(Equal(`"data.foo" is not a known field selector: only "metadata.name", "metadata.namespace"`))
+		_, err = client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.foo=bar"})
+		Expect(apierrors.IsBadRequest(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal(`field label not supported: spec.foo`))
 	})
 
 	It("selects pods by spec.nodeName and status.phase", func(ctx SpecContext) {

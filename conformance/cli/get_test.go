@@ -204,7 +204,7 @@ var _ = Describe("Reading objects", func() {
 		// An unsupported field is refused by the server.
 		r = kubectlFails(ctx, "-n", ns, "get", "configmaps", "--field-selector", "data.color=blue")
 		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (BadRequest): Unable to find "/v1, Resource=configmaps" that match label selector "", field selector "data.color=blue": field label not supported: data.color` + "\n"))
+		Expect(r.stderr).To(Equal(`Error from server (BadRequest): Unable to find "/v1, Resource=configmaps" that match label selector "", field selector "data.color=blue": "data.color" is not a known field selector: only "metadata.name", "metadata.namespace"` + "\n"))
 	})
 
 	It("pages through a list with --chunk-size and prints every object once", func(ctx SpecContext) {
