@@ -487,7 +487,6 @@ func isNamespace(obj runtime.Object) bool {
 	return ok
 }
 
-
 func (h *handler) afterDelete(ctx context.Context, obj runtime.Object) {
 	if hooks := h.hooks[h.res.GroupResource()]; hooks.AfterDelete != nil {
 		hooks.AfterDelete(ctx, obj)
