@@ -117,7 +117,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		opts.AdvertiseAddress = hostAddress()
 	}
 	s := &Server{opts: opts, log: opts.Log}
-	s.metrics = metrics.New(func() map[string]int {
+	s.metrics = metrics.New(func() map[schema.GroupResource]int {
 		if s.api == nil {
 			return nil
 		}
@@ -179,7 +179,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		return fmt.Errorf("apiserver: type converter: %w", err)
 	}
 	s.api, err = rest.New(rest.Config{Catalogue: cat, Scheme: sch, Etcd: s.backend.Client, Log: opts.Log, Tokens: tokens, TypeConverter: typeConverter,
-		ObserveEtcd: func(op, resource string, d time.Duration) { s.metrics.ObserveEtcd(op, resource, d) }})
+		ObserveEtcd: s.metrics.ObserveEtcd})
 	if err != nil {
 		return err
 	}

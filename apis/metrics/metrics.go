@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // latencyBuckets are upstream's request and etcd latency buckets, in seconds.
@@ -33,43 +34,43 @@ type Metrics struct {
 var requestLabels = []string{"verb", "dry_run", "group", "version", "resource", "subresource", "scope", "component"}
 
 // New registers the metrics. objects reports the stored object count per resource, read at scrape
-// time for apiserver_storage_objects.
-func New(objects func() map[string]int) *Metrics {
+// time for apiserver_resource_objects.
+func New(objects func() map[schema.GroupResource]int) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "apiserver_request_total",
-			Help: "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code."},
+			Help: "[STABLE] Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code."},
 			append(append([]string{}, requestLabels...), "code")),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "apiserver_request_duration_seconds",
-			Help: "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.", Buckets: latencyBuckets},
+			Help: "[STABLE] Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.", Buckets: latencyBuckets},
 			requestLabels),
 		longRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "apiserver_longrunning_requests",
-			Help: "Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component. Not all requests are tracked this way."},
+			Help: "[STABLE] Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component. Not all requests are tracked this way."},
 			[]string{"verb", "group", "version", "resource", "subresource", "scope", "component"}),
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "apiserver_current_inflight_requests",
-			Help: "Maximal number of currently used inflight request limit of this apiserver per request kind in last second."}, []string{"request_kind"}),
+			Help: "[STABLE] Maximal number of currently used inflight request limit of this apiserver per request kind in last second."}, []string{"request_kind"}),
 		etcdDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etcd_request_duration_seconds",
-			Help: "Etcd request latency in seconds for each operation and object type.", Buckets: latencyBuckets}, []string{"operation", "type"}),
+			Help: "[ALPHA] Etcd request latency in seconds for each operation and object type.", Buckets: latencyBuckets}, []string{"operation", "group", "resource"}),
 		etcdTotal: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etcd_requests_total",
-			Help: "Etcd request counts for each operation and object type."}, []string{"operation", "type"}),
+			Help: "[ALPHA] Etcd request counts for each operation and object type."}, []string{"operation", "group", "resource"}),
 	}
 	m.registry.MustRegister(m.requests, m.requestDuration, m.longRunning, m.inflight, m.etcdDuration, m.etcdTotal,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&objectsCollector{objects: objects, desc: prometheus.NewDesc("apiserver_storage_objects",
-			"Number of stored objects at the time of last check split by kind.", []string{"resource"}, nil)})
+		&objectsCollector{objects: objects, desc: prometheus.NewDesc("apiserver_resource_objects",
+			"[ALPHA] Number of stored objects at the time of last check split by kind. In case of a fetching error, the value will be -1.", []string{"group", "resource"}, nil)})
 	return m
 }
 
 // objectsCollector reports stored object counts when scraped.
 type objectsCollector struct {
-	objects func() map[string]int
+	objects func() map[schema.GroupResource]int
 	desc    *prometheus.Desc
 }
 
 func (c *objectsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
-	for resource, n := range c.objects() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), resource)
+	for gr, n := range c.objects() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), gr.Group, gr.Resource)
 	}
 }
 
@@ -78,10 +79,10 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// ObserveEtcd records one etcd request of a resource ("pods", "deployments.apps").
-func (m *Metrics) ObserveEtcd(operation, resource string, d time.Duration) {
-	m.etcdDuration.WithLabelValues(operation, resource).Observe(d.Seconds())
-	m.etcdTotal.WithLabelValues(operation, resource).Inc()
+// ObserveEtcd records one etcd request of a resource.
+func (m *Metrics) ObserveEtcd(operation string, gr schema.GroupResource, d time.Duration) {
+	m.etcdDuration.WithLabelValues(operation, gr.Group, gr.Resource).Observe(d.Seconds())
+	m.etcdTotal.WithLabelValues(operation, gr.Group, gr.Resource).Inc()
 }
 
 // Inflight tracks the requests being served, by kind (readOnly, mutating).

@@ -38,7 +38,7 @@ type Config struct {
 	// Tokens issues and verifies service-account tokens; nil serves no tokens.
 	Tokens *serviceaccount.Issuer
 	// ObserveEtcd, if set, is told of every etcd request: operation, resource and duration.
-	ObserveEtcd func(operation, resource string, d time.Duration)
+	ObserveEtcd func(operation string, gr schema.GroupResource, d time.Duration)
 	// TypeConverter gives managedFields the schema of every kind (from OpenAPI): list-map keys,
 	// atomic fields. Nil falls back to a converter that deduces them, which tracks lists whole.
 	TypeConverter managedfields.TypeConverter
@@ -90,8 +90,8 @@ func New(cfg Config) (*API, error) {
 		}
 		s := store.New(cfg.Etcd, r.GroupResource(), r.EtcdPrefix, codec)
 		if cfg.ObserveEtcd != nil {
-			resource := r.GroupResource().String()
-			s.SetObserver(func(op string, d time.Duration) { cfg.ObserveEtcd(op, resource, d) })
+			gr := r.GroupResource()
+			s.SetObserver(func(op string, d time.Duration) { cfg.ObserveEtcd(op, gr, d) })
 		}
 		a.storages[r.EtcdPrefix] = &storage{store: s, cache: watchcache.New(s, cfg.Cache, cfg.Log)}
 	}
@@ -211,11 +211,11 @@ func methodNotSupported(res *catalogue.Resource, verb string) error {
 }
 
 // ObjectCounts is the number of stored objects of each resource, as the caches hold them.
-func (a *API) ObjectCounts() map[string]int {
-	out := map[string]int{}
+func (a *API) ObjectCounts() map[schema.GroupResource]int {
+	out := map[schema.GroupResource]int{}
 	for _, r := range a.catalogue.Resources() {
 		if s := a.storages[r.EtcdPrefix]; s != nil && !r.Virtual {
-			out[r.GroupResource().String()] = s.cache.Len()
+			out[r.GroupResource()] = s.cache.Len()
 		}
 	}
 	return out

@@ -483,8 +483,8 @@ var _ = Describe("Server endpoints", func() {
 		text := string(body)
 		Expect(text).To(MatchRegexp(`apiserver_request_total\{[^}]*resource="configmaps"[^}]*verb="LIST"[^}]*\} \d+`))
 		Expect(text).To(ContainSubstring("apiserver_request_duration_seconds_bucket{"))
-		Expect(text).To(MatchRegexp(`etcd_request_duration_seconds_bucket\{[^}]*operation="get"`))
-		Expect(text).To(MatchRegexp(`apiserver_storage_objects\{resource="namespaces"\} \d+`))
+		Expect(text).To(MatchRegexp(`etcd_request_duration_seconds_bucket\{group="",operation="get",resource="[a-z]+"`))
+		Expect(text).To(MatchRegexp(`apiserver_resource_objects\{group="",resource="namespaces"\} \d+`))
 	})
 
 	It("refuses anonymous requests with 401 but serves them health and version", func(ctx SpecContext) {
