@@ -30,6 +30,7 @@ packages=(
   k8s.io/api/resource/v1
   k8s.io/api/scheduling/v1
   k8s.io/api/storage/v1
+  k8s.io/api/storagemigration/v1
   k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1
   k8s.io/kube-aggregator/pkg/apis/apiregistration/v1
 )

@@ -107,6 +107,8 @@ func Builtin() []*Resource {
 		// certificates.k8s.io/v1
 		{GroupVersionResource: gvr("certificates.k8s.io", "v1", "certificatesigningrequests"), Kind: "CertificateSigningRequest", ShortNames: []string{"csr"},
 			Subresources: []Subresource{{Name: "approval", Verbs: []string{"get", "patch", "update"}}, status}, Fields: csrFields},
+		{GroupVersionResource: gvr("certificates.k8s.io", "v1", "clustertrustbundles"), Kind: "ClusterTrustBundle"},
+		{GroupVersionResource: gvr("certificates.k8s.io", "v1", "podcertificaterequests"), Kind: "PodCertificateRequest", Namespaced: true, Subresources: []Subresource{status}},
 
 		// coordination.k8s.io/v1
 		{GroupVersionResource: gvr("coordination.k8s.io", "v1", "leases"), Kind: "Lease", Namespaced: true},
@@ -143,6 +145,7 @@ func Builtin() []*Resource {
 
 		// resource.k8s.io/v1
 		{GroupVersionResource: gvr("resource.k8s.io", "v1", "deviceclasses"), Kind: "DeviceClass"},
+		{GroupVersionResource: gvr("resource.k8s.io", "v1", "devicetaintrules"), Kind: "DeviceTaintRule", Subresources: []Subresource{status}},
 		{GroupVersionResource: gvr("resource.k8s.io", "v1", "resourceclaims"), Kind: "ResourceClaim", Namespaced: true, Subresources: []Subresource{status}},
 		{GroupVersionResource: gvr("resource.k8s.io", "v1", "resourceclaimtemplates"), Kind: "ResourceClaimTemplate", Namespaced: true},
 		{GroupVersionResource: gvr("resource.k8s.io", "v1", "resourceslices"), Kind: "ResourceSlice"},
@@ -150,9 +153,12 @@ func Builtin() []*Resource {
 		// scheduling.k8s.io/v1
 		{GroupVersionResource: gvr("scheduling.k8s.io", "v1", "priorityclasses"), Kind: "PriorityClass", ShortNames: []string{"pc"}},
 
+		// storagemigration.k8s.io/v1
+		{GroupVersionResource: gvr("storagemigration.k8s.io", "v1", "storageversionmigrations"), Kind: "StorageVersionMigration", Subresources: []Subresource{status}},
+
 		// storage.k8s.io/v1
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csidrivers"), Kind: "CSIDriver"},
-		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csinodes"), Kind: "CSINode"},
+		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csinodes"), Kind: "CSINode", Subresources: []Subresource{status}},
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "csistoragecapacities"), Kind: "CSIStorageCapacity", Namespaced: true},
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "storageclasses"), Kind: "StorageClass", ShortNames: []string{"sc"}},
 		{GroupVersionResource: gvr("storage.k8s.io", "v1", "volumeattachments"), Kind: "VolumeAttachment", Subresources: []Subresource{status}},

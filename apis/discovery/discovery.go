@@ -24,7 +24,8 @@ var groupOrder = []string{
 	"apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
 	"autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
 	"storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io",
-	"coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
+	"coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "resource.k8s.io", "flowcontrol.apiserver.k8s.io",
+	"storagemigration.k8s.io",
 }
 
 // Server answers discovery requests from a catalogue. Its documents are built once.
@@ -130,14 +131,18 @@ func aggregatedResource(r *catalogue.Resource) apidiscoveryv2.APIResourceDiscove
 	if r.Namespaced {
 		scope = apidiscoveryv2.ScopeNamespace
 	}
+	// Upstream names only the kind when it is the resource's own group/version.
 	d := apidiscoveryv2.APIResourceDiscovery{
-		Resource: r.Resource, ResponseKind: &metav1.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind},
+		Resource: r.Resource, ResponseKind: &metav1.GroupVersionKind{Kind: r.Kind},
 		Scope: scope, SingularResource: r.Singular(), Verbs: r.Verbs, ShortNames: r.ShortNames, Categories: r.Categories,
 	}
 	for _, sub := range r.Subresources {
-		kind := metav1.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+		kind := metav1.GroupVersionKind{Kind: r.Kind}
 		if sub.Kind.Kind != "" {
-			kind = metav1.GroupVersionKind{Group: sub.Kind.Group, Version: sub.Kind.Version, Kind: sub.Kind.Kind}
+			kind.Kind = sub.Kind.Kind
+			if sub.Kind.GroupVersion() != r.GroupVersion() {
+				kind.Group, kind.Version = sub.Kind.Group, sub.Kind.Version
+			}
 		}
 		d.Subresources = append(d.Subresources, apidiscoveryv2.APISubresourceDiscovery{Subresource: sub.Name, ResponseKind: &kind, Verbs: sub.Verbs})
 	}
