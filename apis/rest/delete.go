@@ -227,6 +227,10 @@ func (h *handler) markForDeletion(obj runtime.Object, opts *metav1.DeleteOptions
 		m.SetFinalizers(append(kept, f))
 	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	if m.GetDeletionTimestamp() == nil && m.GetGeneration() > 0 {
+		// Marking an object for deletion is a change of its desired state, as upstream counts it.
+		m.SetGeneration(m.GetGeneration() + 1)
+	}
 	if ns, ok := obj.(*corev1.Namespace); ok {
 		// Namespaces carry no grace period: their deletion waits on finalizers only.
 		if ns.DeletionTimestamp == nil {

@@ -13,7 +13,7 @@ func rulesFor(res *catalogue.Resource) Rules {
 	case "/Namespace":
 		return Rules{NameFn: apivalidation.ValidateNamespaceName, Default: defaultNamespace, PrepareForUpdate: keepNamespaceFinalizers}
 	case "/Service":
-		return Rules{NameFn: apivalidation.NameIsDNS1035Label, Default: defaultService, Validate: validateService, ValidateUpdate: validateServiceUpdate}
+		return Rules{NameFn: apivalidation.NameIsDNS1035Label, Default: defaultService, Validate: validateService, ValidateUpdate: validateServiceUpdate, AllowCreateOnUpdate: true}
 	case "/Pod":
 		return Rules{Generation: true, Default: defaultPod, Validate: validatePod, ValidateUpdate: validatePodUpdate,
 			Subresources: map[string]SubresourceRules{
@@ -26,7 +26,7 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{Validate: validateConfigMap, ValidateUpdate: validateConfigMapUpdate}
 	case "/Secret":
 		return Rules{Default: defaultSecret, Validate: validateSecret, ValidateUpdate: validateSecretUpdate}
-	case "/Endpoints", "/Event", "/LimitRange":
+	case "/Endpoints", "/Event", "/LimitRange", "discovery.k8s.io/EndpointSlice", "coordination.k8s.io/Lease":
 		return Rules{AllowCreateOnUpdate: true}
 	case "/ReplicationController":
 		return Rules{Generation: true, Default: defaultReplicationController}

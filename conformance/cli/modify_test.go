@@ -211,11 +211,15 @@ var _ = Describe("Changing objects", func() {
 		Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("nginx:1.28"))
 		Expect(d.Generation).To(Equal(int64(2)))
 
-		// A manifest for an object that does not exist cannot be replaced.
+		// A Service is created by replace when missing, as upstream allows for Services; a
+		// ConfigMap is not.
 		svcPath := writeFile("svc.yaml", docs[1])
-		r := kubectlFails(ctx, "-n", ns, "replace", "-f", svcPath)
+		Expect(kubectl(ctx, "-n", ns, "replace", "-f", svcPath)).To(Equal("service/shop replaced\n"))
+		Expect(kubectl(ctx, "-n", ns, "get", "service", "shop", "-o", "jsonpath={.spec.clusterIP}")).NotTo(BeEmpty())
+		cmPath := writeFile("missing-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: missing\n")
+		r := kubectlFails(ctx, "-n", ns, "replace", "-f", cmPath)
 		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): error when replacing "` + svcPath + `": services "shop" not found` + "\n"))
+		Expect(r.stderr).To(Equal(`Error from server (NotFound): error when replacing "` + cmPath + `": configmaps "missing" not found` + "\n"))
 	})
 
 	It("scales a deployment", func(ctx SpecContext) {
