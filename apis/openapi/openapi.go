@@ -13,8 +13,14 @@ import (
 
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/openapi/definitions"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+	imagepolicyv1alpha1 "k8s.io/api/imagepolicy/v1alpha1"
+	apiextensionsv1beta1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1beta1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	apiregistrationv1beta1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1beta1"
+	builder3util "k8s.io/kube-openapi/pkg/builder3/util"
 	"k8s.io/kube-openapi/pkg/common"
 	"k8s.io/kube-openapi/pkg/handler"
 	"k8s.io/kube-openapi/pkg/handler3"
@@ -41,7 +47,10 @@ func Build(cat *catalogue.Catalogue, scheme *runtime.Scheme, version string) (*D
 	defs := definitions.GetOpenAPIDefinitions(func(name string) spec.Ref {
 		return spec.MustCreateRef("#/definitions/" + name)
 	})
-	gvks := kindsByModel(scheme)
+	gvks, err := kindsByModel(scheme)
+	if err != nil {
+		return nil, err
+	}
 	names := modelNames(scheme)
 	b := &builder{defs: defs, names: names}
 
@@ -61,8 +70,19 @@ func Build(cat *catalogue.Catalogue, scheme *runtime.Scheme, version string) (*D
 		}
 		all.Definitions[name] = s
 	}
+	// Swagger 2.0 carries no defaults, as upstream serves it.
+	all.Definitions = handler.PruneDefaults(all.Definitions)
 
 	perGV := map[schema.GroupVersion]map[string]spec.PathItem{}
+	// Each group/version's own discovery document.
+	for _, g := range cat.Groups() {
+		for _, v := range g.Versions {
+			gv := schema.GroupVersion{Group: g.Group, Version: v}
+			id := "get" + groupCamel(g.Group) + strings.ToUpper(v[:1]) + v[1:] + "APIResources"
+			perGV[gv] = map[string]spec.PathItem{prefix(gv) + "/": discoveryOperation(id, "get available resources", tag(gv), metaPkg+"APIResourceList")}
+			all.Paths.Paths[prefix(gv)+"/"] = perGV[gv][prefix(gv)+"/"]
+		}
+	}
 	for _, r := range cat.Resources() {
 		paths, err := b.paths(r)
 		if err != nil {
@@ -87,24 +107,59 @@ func Build(cat *catalogue.Catalogue, scheme *runtime.Scheme, version string) (*D
 		if list, ok := gvks[name]; ok {
 			s.AddExtension(gvkExtension, gvkList(list))
 		}
-		docs.Schemas[name] = &s
+		// A reference with a description or default of its own goes inside allOf, as upstream
+		// writes OpenAPI 3, so that readers keep both.
+		docs.Schemas[name] = builder3util.WrapRefs(&s)
+	}
+	// The documents of the discovery roots: /api, /apis, each group and /version.
+	roots := map[string]map[string]spec.PathItem{
+		"api":     {"/api/": discoveryOperation("getCoreAPIVersions", "get available API versions", "core", metaPkg+"APIVersions")},
+		"apis":    {"/apis/": discoveryOperation("getAPIVersions", "get available API versions", "apis", metaPkg+"APIGroupList")},
+		"version": {"/version/": discoveryOperation("getCodeVersion", "get the version information for this server", "version", "io.k8s.apimachinery.pkg.version.Info")},
+	}
+	for _, g := range cat.Groups() {
+		if g.Group != "" {
+			name := groupCamel(g.Group)
+			roots["apis/"+g.Group] = map[string]spec.PathItem{"/apis/" + g.Group + "/": discoveryOperation("get"+name+"APIGroup", "get information of a group",
+				strings.ToLower(name[:1])+name[1:], metaPkg+"APIGroup")}
+		}
+	}
+	for root, paths := range roots {
+		for p, item := range paths {
+			all.Paths.Paths[p] = item
+		}
+		docs.V3[root] = b.v3Document(all, paths, docs.Schemas)
 	}
 	for gv, paths := range perGV {
-		sub := &spec.Swagger{SwaggerProps: all.SwaggerProps}
-		sub.Paths = &spec.Paths{Paths: paths}
-		sub.Definitions = spec.Definitions{}
-		reachable := b.reachable(paths)
-		for name := range reachable {
-			sub.Definitions[name] = all.Definitions[name]
-		}
-		v3 := openapiconv.ConvertV2ToV3(sub)
-		// The components are the OpenAPI 3 schemas themselves, not converted 2.0 ones.
-		for name := range reachable {
-			v3.Components.Schemas[name] = docs.Schemas[name]
-		}
-		docs.V3[gvPath(gv)] = v3
+		docs.V3[gvPath(gv)] = b.v3Document(all, paths, docs.Schemas)
 	}
+	// The whole document lists the definitions its paths reach, as upstream's does.
+	used := b.reachable(all.Paths.Paths)
+	for name := range all.Definitions {
+		if !used[name] {
+			delete(all.Definitions, name)
+		}
+	}
+
 	return docs, nil
+}
+
+// v3Document is the OpenAPI 3 document of some paths of the whole Swagger document, with the
+// schemas they reach in their OpenAPI 3 form.
+func (b *builder) v3Document(all *spec.Swagger, paths map[string]spec.PathItem, schemas map[string]*spec.Schema) *spec3.OpenAPI {
+	sub := &spec.Swagger{SwaggerProps: all.SwaggerProps}
+	sub.Paths = &spec.Paths{Paths: paths}
+	sub.Definitions = spec.Definitions{}
+	reachable := b.reachable(paths)
+	for name := range reachable {
+		sub.Definitions[name] = all.Definitions[name]
+	}
+	v3 := openapiconv.ConvertV2ToV3(sub)
+	// The components are the OpenAPI 3 schemas themselves, not converted 2.0 ones.
+	for name := range reachable {
+		v3.Components.Schemas[name] = schemas[name]
+	}
+	return v3
 }
 
 // v2Schema is a definition's Swagger 2.0 form: types whose OpenAPI 3 schema uses what 2.0 lacks
@@ -157,11 +212,23 @@ func modelOf(t reflect.Type) (string, bool) {
 	return "", false
 }
 
-// kindsByModel lists, for each model, the group/version/kinds the scheme serves it as.
-func kindsByModel(scheme *runtime.Scheme) map[string][]map[string]string {
+// kindsByModel lists, for each model, the group/version/kinds it is known as: those of the
+// served scheme plus the groups kube-apiserver's scheme also holds (admission, imagepolicy, the
+// beta versions of apiextensions and apiregistration), less apidiscovery, which it leaves out.
+func kindsByModel(served *runtime.Scheme) (map[string][]map[string]string, error) {
+	scheme := runtime.NewScheme()
+	for gvk, t := range served.AllKnownTypes() {
+		scheme.AddKnownTypeWithName(gvk, reflect.New(t).Interface().(runtime.Object))
+	}
+	for _, add := range []func(*runtime.Scheme) error{admissionv1.AddToScheme, admissionv1beta1.AddToScheme, imagepolicyv1alpha1.AddToScheme,
+		apiextensionsv1beta1.AddToScheme, apiregistrationv1beta1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
 	out := map[string][]map[string]string{}
 	for gvk, t := range scheme.AllKnownTypes() {
-		if gvk.Version == runtime.APIVersionInternal {
+		if gvk.Version == runtime.APIVersionInternal || gvk.Group == "apidiscovery.k8s.io" {
 			continue
 		}
 		name, ok := modelOf(t)
@@ -182,7 +249,7 @@ func kindsByModel(scheme *runtime.Scheme) map[string][]map[string]string {
 			return a["kind"] < b["kind"]
 		})
 	}
-	return out
+	return out, nil
 }
 
 // modelNames maps each served kind to its model name.

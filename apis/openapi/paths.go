@@ -268,6 +268,13 @@ func (b *builder) paths(r *catalogue.Resource) (map[string]spec.PathItem, error)
 			gvk: gvk, tag: t, responses: responses(map[int]string{200: watchModel}), consumes: consumesAny, produces: producesWatch})
 		out[watchBase+"/{name}"] = wi
 	}
+	if r.Namespaced && r.HasVerb("watch") {
+		allWatch := base + "/watch/" + r.Resource
+		aw := pathItem(allWatch, params(listParamNames...))
+		aw.Get = operation(opSpec{id: "watch" + g + kind + "ListForAllNamespaces", action: "watchlist", description: "watch individual changes to a list of " + kind + ". deprecated: use the 'watch' parameter with a list operation instead.",
+			gvk: gvk, tag: t, responses: responses(map[int]string{200: watchModel}), consumes: consumesAny, produces: producesWatch})
+		out[allWatch] = aw
+	}
 	if r.Namespaced && r.HasVerb("list") {
 		all := base + "/" + r.Resource
 		ap := pathItem(all, params(listParamNames...))
@@ -301,9 +308,6 @@ func (b *builder) subresourcePaths(out map[string]spec.PathItem, r *catalogue.Re
 		return err
 	}
 	suffix := strings.ToUpper(sub.Name[:1]) + sub.Name[1:]
-	if sub.Name == "ephemeralcontainers" {
-		suffix = "EphemeralContainers"
-	}
 	path := item + "/" + sub.Name
 	p, ok := out[path]
 	if !ok {
@@ -335,4 +339,12 @@ func (b *builder) subresourcePaths(out map[string]spec.PathItem, r *catalogue.Re
 	}
 	out[path] = p
 	return nil
+}
+
+// discoveryOperation is a GET of a discovery document, as upstream lists them in OpenAPI.
+func discoveryOperation(id, description, tag, model string) spec.PathItem {
+	return spec.PathItem{PathItemProps: spec.PathItemProps{Get: &spec.Operation{OperationProps: spec.OperationProps{
+		ID: id, Description: description, Tags: []string{tag}, Consumes: []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"},
+		Produces: produces, Schemes: schemesHTTPS, Responses: responses(map[int]string{200: model}),
+	}}}}
 }
