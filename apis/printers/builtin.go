@@ -14,4 +14,6 @@ func registerBuiltin(s *Set) {
 	registerAdmission(s)
 	registerFlowControl(s)
 	registerResource(s)
+	registerNewer(s)
+	applyDescriptions(s)
 }

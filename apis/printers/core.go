@@ -119,12 +119,12 @@ func registerCore(s *Set) {
 		return []interface{}{o.Name, string(o.Type), int64(n), age(o, now)}
 	}))
 
+	// Upstream v1.37 dropped the Secrets column.
 	s.add(core("ServiceAccount"), typed([]metav1.TableColumnDefinition{
 		nameColumn(),
-		col("Secrets", "string", corev1.ServiceAccount{}.SwaggerDoc()["secrets"]),
 		ageColumn(),
 	}, func(o *corev1.ServiceAccount, now time.Time) []interface{} {
-		return []interface{}{o.Name, int64(len(o.Secrets)), age(o, now)}
+		return []interface{}{o.Name, age(o, now)}
 	}))
 
 	pvSpec, pvStatus := corev1.PersistentVolumeSpec{}.SwaggerDoc(), corev1.PersistentVolumeStatus{}.SwaggerDoc()

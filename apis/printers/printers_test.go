@@ -58,7 +58,9 @@ func TestColumns(t *testing.T) {
 		{"hpa", schema.GroupKind{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}, "Name,Reference,Targets,MinPods,MaxPods,Replicas,Age", ""},
 		{"rolebinding", schema.GroupKind{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}, "Name,Role,Age", "Users,Groups,ServiceAccounts"},
 		{"role keeps default", schema.GroupKind{Group: "rbac.authorization.k8s.io", Kind: "Role"}, "Name,Created At", ""},
-		{"crd keeps default", schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}, "Name,Created At", ""},
+		{"crd", schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}, "Name,Scope,Versions,Created At", "Group,Kind,ShortNames,Established"},
+		{"csistoragecapacity keeps default", schema.GroupKind{Group: "storage.k8s.io", Kind: "CSIStorageCapacity"}, "Name,Created At", ""},
+		{"serviceaccount", schema.GroupKind{Kind: "ServiceAccount"}, "Name,Age", ""},
 		{"apiservice", schema.GroupKind{Group: "apiregistration.k8s.io", Kind: "APIService"}, "Name,Service,Available,Age", ""},
 		{"ingress", schema.GroupKind{Group: "networking.k8s.io", Kind: "Ingress"}, "Name,Class,Hosts,Address,Ports,Age", ""},
 		{"csr", schema.GroupKind{Group: "certificates.k8s.io", Kind: "CertificateSigningRequest"}, "Name,Age,SignerName,Requestor,RequestedDuration,Condition", ""},
@@ -91,6 +93,11 @@ func TestColumnDefinitions(t *testing.T) {
 	for gk, p := range s.byKind {
 		for _, c := range p.Columns {
 			switch {
+			case c.Name == "Name" && gk.Group == "storagemigration.k8s.io":
+				// Upstream's StorageVersionMigration Name column has no name format.
+				if c.Format != "" {
+					t.Errorf("%v: Name column = %+v", gk, c)
+				}
 			case c.Name == "Name" && gk.Group == "" && gk.Kind == "Event":
 				if c.Format != "name" || c.Priority != 1 {
 					t.Errorf("%v: Name column = %+v", gk, c)

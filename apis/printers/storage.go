@@ -114,15 +114,5 @@ func registerStorage(s *Set) {
 		return []interface{}{o.Name, attach, podInfo, capacity, tokens, republish, orNone(strings.Join(modes, ",")), age(o, now)}
 	}))
 
-	s.add(storage("CSIStorageCapacity"), typed([]metav1.TableColumnDefinition{
-		nameColumn(),
-		col("StorageClassName", "string", storagev1.CSIStorageCapacity{}.SwaggerDoc()["storageClassName"]),
-		col("Capacity", "string", storagev1.CSIStorageCapacity{}.SwaggerDoc()["capacity"]),
-	}, func(o *storagev1.CSIStorageCapacity, _ time.Time) []interface{} {
-		capacity := "<unset>"
-		if o.Capacity != nil {
-			capacity = o.Capacity.String()
-		}
-		return []interface{}{o.Name, o.StorageClassName, capacity}
-	}))
+	// CSIStorageCapacity has no printer upstream: the default Name / Created At columns.
 }

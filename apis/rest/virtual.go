@@ -29,7 +29,7 @@ func (a *API) serveVirtual(w http.ResponseWriter, r *http.Request, res *catalogu
 	}
 	h := &handler{API: a, res: res, info: info, rw: w, fieldValidation: metav1.FieldValidationWarn}
 	if res.Kind == "ComponentStatus" {
-		a.serveComponentStatuses(w, r, out, info)
+		h.serveComponentStatuses(w, r, out)
 		return
 	}
 	obj, err := h.decodeBody(r, res.GVK())
@@ -123,31 +123,42 @@ func (a *API) bind(ctx context.Context, namespace string, b *corev1.Binding) err
 }
 
 // serveComponentStatuses reports the health of the control plane's parts (deprecated upstream, still served).
-func (a *API) serveComponentStatuses(w http.ResponseWriter, r *http.Request, out output, info request.Info) {
-	healthy := func(name string) corev1.ComponentStatus {
-		cs := corev1.ComponentStatus{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Conditions: []corev1.ComponentCondition{{Type: corev1.ComponentHealthy, Status: corev1.ConditionTrue, Message: "ok"}}}
-		return cs
-	}
-	names := []string{"scheduler", "controller-manager", "etcd-0"}
-	if info.Name != "" {
-		for _, n := range names {
-			if n == info.Name {
-				cs := healthy(n)
-				cs.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ComponentStatus"})
-				a.writeObject(w, out, http.StatusOK, &cs)
-				return
-			}
+func (h *handler) serveComponentStatuses(w http.ResponseWriter, r *http.Request, out output) {
+	var all []runtime.Object
+	for _, n := range []string{"scheduler", "controller-manager", "etcd-0"} {
+		if h.info.Name != "" && n != h.info.Name {
+			continue
 		}
-		a.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Resource: "componentstatuses"}, info.Name))
+		cs := &corev1.ComponentStatus{ObjectMeta: metav1.ObjectMeta{Name: n},
+			Conditions: []corev1.ComponentCondition{{Type: corev1.ComponentHealthy, Status: corev1.ConditionTrue, Message: "ok"}}}
+		cs.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ComponentStatus"})
+		all = append(all, cs)
+	}
+	if h.info.Name != "" && len(all) == 0 {
+		h.writeError(w, r, apierrors.NewNotFound(schema.GroupResource{Resource: "componentstatuses"}, h.info.Name))
+		return
+	}
+	if out.target == targetTable {
+		t, err := h.table(all, r, "")
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		h.writeObject(w, out, http.StatusOK, t)
+		return
+	}
+	if h.info.Name != "" {
+		h.writeObject(w, out, http.StatusOK, all[0])
 		return
 	}
 	list := &corev1.ComponentStatusList{}
 	list.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "ComponentStatusList"})
-	for _, n := range names {
-		list.Items = append(list.Items, healthy(n))
+	for _, o := range all {
+		cs := *o.(*corev1.ComponentStatus)
+		cs.TypeMeta = metav1.TypeMeta{}
+		list.Items = append(list.Items, cs)
 	}
-	a.writeObject(w, out, http.StatusOK, list)
+	h.writeObject(w, out, http.StatusOK, list)
 }
 
 // serveBinding answers pods/{name}/binding.
