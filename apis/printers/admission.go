@@ -4,8 +4,6 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	admissionregistrationv1alpha1 "k8s.io/api/admissionregistration/v1alpha1"
-	admissionregistrationv1beta1 "k8s.io/api/admissionregistration/v1beta1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -103,42 +101,10 @@ func registerAdmission(s *Set) {
 				v, k = pk.APIVersion, pk.Kind
 			}
 			return []interface{}{o.Name, int64(len(o.Spec.Mutations)), paramKindCell(ok, v, k), age(o, now)}
-		}),
-		cellsOf(func(o *admissionregistrationv1beta1.MutatingAdmissionPolicy, now time.Time) []interface{} {
-			pk := o.Spec.ParamKind
-			ok := pk != nil
-			var v, k string
-			if ok {
-				v, k = pk.APIVersion, pk.Kind
-			}
-			return []interface{}{o.Name, int64(len(o.Spec.Mutations)), paramKindCell(ok, v, k), age(o, now)}
-		}),
-		cellsOf(func(o *admissionregistrationv1alpha1.MutatingAdmissionPolicy, now time.Time) []interface{} {
-			pk := o.Spec.ParamKind
-			ok := pk != nil
-			var v, k string
-			if ok {
-				v, k = pk.APIVersion, pk.Kind
-			}
-			return []interface{}{o.Name, int64(len(o.Spec.Mutations)), paramKindCell(ok, v, k), age(o, now)}
 		})))
 
 	s.add(ar("MutatingAdmissionPolicyBinding"), printerOf(bindingColumns,
 		cellsOf(func(o *admissionregistrationv1.MutatingAdmissionPolicyBinding, now time.Time) []interface{} {
-			ref := "<unset>"
-			if pr := o.Spec.ParamRef; pr != nil {
-				ref = paramRefCell(true, pr.Name, pr.Namespace, pr.Selector)
-			}
-			return []interface{}{o.Name, o.Spec.PolicyName, ref, age(o, now)}
-		}),
-		cellsOf(func(o *admissionregistrationv1beta1.MutatingAdmissionPolicyBinding, now time.Time) []interface{} {
-			ref := "<unset>"
-			if pr := o.Spec.ParamRef; pr != nil {
-				ref = paramRefCell(true, pr.Name, pr.Namespace, pr.Selector)
-			}
-			return []interface{}{o.Name, o.Spec.PolicyName, ref, age(o, now)}
-		}),
-		cellsOf(func(o *admissionregistrationv1alpha1.MutatingAdmissionPolicyBinding, now time.Time) []interface{} {
 			ref := "<unset>"
 			if pr := o.Spec.ParamRef; pr != nil {
 				ref = paramRefCell(true, pr.Name, pr.Namespace, pr.Selector)

@@ -9,8 +9,6 @@ import (
 	certificatesv1alpha1 "k8s.io/api/certificates/v1alpha1"
 	certificatesv1beta1 "k8s.io/api/certificates/v1beta1"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	coordinationv1alpha2 "k8s.io/api/coordination/v1alpha2"
-	coordinationv1beta1 "k8s.io/api/coordination/v1beta1"
 	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -47,21 +45,6 @@ func registerCluster(s *Set) {
 	}, func(o *coordinationv1.Lease, now time.Time) []interface{} {
 		return []interface{}{o.Name, deref(o.Spec.HolderIdentity, ""), age(o, now)}
 	}))
-
-	s.add(schema.GroupKind{Group: coordinationv1.GroupName, Kind: "LeaseCandidate"}, printerOf([]metav1.TableColumnDefinition{
-		nameColumn(),
-		col("LeaseName", "string", coordinationv1alpha2.LeaseCandidateSpec{}.SwaggerDoc()["leaseName"]),
-		// Upstream looks these two up in ObjectMeta's descriptions, which have neither: they are empty.
-		col("BinaryVersion", "string", metaDoc["binaryVersion"]),
-		col("EmulationVersion", "string", metaDoc["emulationVersion"]),
-		ageColumn(),
-	},
-		cellsOf(func(o *coordinationv1beta1.LeaseCandidate, now time.Time) []interface{} {
-			return []interface{}{o.Name, o.Spec.LeaseName, o.Spec.BinaryVersion, o.Spec.EmulationVersion, age(o, now)}
-		}),
-		cellsOf(func(o *coordinationv1alpha2.LeaseCandidate, now time.Time) []interface{} {
-			return []interface{}{o.Name, o.Spec.LeaseName, o.Spec.BinaryVersion, o.Spec.EmulationVersion, age(o, now)}
-		})))
 
 	pc := schedulingv1.PriorityClass{}.SwaggerDoc()
 	s.add(schema.GroupKind{Group: schedulingv1.GroupName, Kind: "PriorityClass"}, typed([]metav1.TableColumnDefinition{
@@ -177,12 +160,6 @@ func registerCertificates(s *Set) {
 		col("SignerName", "string", certificatesv1alpha1.ClusterTrustBundleSpec{}.SwaggerDoc()["signerName"]),
 	},
 		cellsOf(func(o *certificatesv1.ClusterTrustBundle, _ time.Time) []interface{} {
-			return []interface{}{o.Name, orNone(o.Spec.SignerName)}
-		}),
-		cellsOf(func(o *certificatesv1beta1.ClusterTrustBundle, _ time.Time) []interface{} {
-			return []interface{}{o.Name, orNone(o.Spec.SignerName)}
-		}),
-		cellsOf(func(o *certificatesv1alpha1.ClusterTrustBundle, _ time.Time) []interface{} {
 			return []interface{}{o.Name, orNone(o.Spec.SignerName)}
 		})))
 }

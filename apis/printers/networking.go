@@ -47,13 +47,6 @@ func registerNetworking(s *Set) {
 				params = ingressClassParameters(p.APIGroup, p.Kind, p.Name)
 			}
 			return []interface{}{o.Name, o.Spec.Controller, params, age(o, now)}
-		}),
-		cellsOf(func(o *networkingv1beta1.IngressClass, now time.Time) []interface{} {
-			params := "<none>"
-			if p := o.Spec.Parameters; p != nil {
-				params = ingressClassParameters(p.APIGroup, p.Kind, p.Name)
-			}
-			return []interface{}{o.Name, o.Spec.Controller, params, age(o, now)}
 		})))
 
 	s.add(net("NetworkPolicy"), typed([]metav1.TableColumnDefinition{
@@ -71,9 +64,6 @@ func registerNetworking(s *Set) {
 	},
 		cellsOf(func(o *networkingv1.ServiceCIDR, now time.Time) []interface{} {
 			return []interface{}{o.Name, strings.Join(o.Spec.CIDRs, ","), age(o, now)}
-		}),
-		cellsOf(func(o *networkingv1beta1.ServiceCIDR, now time.Time) []interface{} {
-			return []interface{}{o.Name, strings.Join(o.Spec.CIDRs, ","), age(o, now)}
 		})))
 
 	parentRef := func(group, resource, namespace, name string) string {
@@ -90,13 +80,6 @@ func registerNetworking(s *Set) {
 	}, // upstream's rows carry an age cell beyond the two columns; so do ours
 
 		cellsOf(func(o *networkingv1.IPAddress, now time.Time) []interface{} {
-			ref := "<none>"
-			if p := o.Spec.ParentRef; p != nil {
-				ref = parentRef(p.Group, p.Resource, p.Namespace, p.Name)
-			}
-			return []interface{}{o.Name, ref, age(o, now)}
-		}),
-		cellsOf(func(o *networkingv1beta1.IPAddress, now time.Time) []interface{} {
 			ref := "<none>"
 			if p := o.Spec.ParentRef; p != nil {
 				ref = parentRef(p.Group, p.Resource, p.Namespace, p.Name)

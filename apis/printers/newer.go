@@ -5,7 +5,6 @@ import (
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
-	corev1 "k8s.io/api/core/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	storagemigrationv1 "k8s.io/api/storagemigration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -13,29 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// registerNewer adds the kinds whose printers came with v1.35–v1.37, and CRDs and component
-// statuses, with the columns upstream v1.37 prints.
+// registerNewer adds the kinds whose printers came with v1.35–v1.37, and CRDs, with the columns
+// upstream v1.37 prints.
 func registerNewer(s *Set) {
-	s.add(schema.GroupKind{Kind: "ComponentStatus"}, typed([]metav1.TableColumnDefinition{
-		nameColumn(),
-		col("Status", "string", "Status of the component conditions"),
-		col("Message", "string", "Message of the component conditions"),
-		col("Error", "string", "Error of the component conditions"),
-	}, func(o *corev1.ComponentStatus, _ time.Time) []interface{} {
-		status, message, errText := "Unknown", "", ""
-		for _, c := range o.Conditions {
-			if c.Type != corev1.ComponentHealthy {
-				continue
-			}
-			status = "Unhealthy"
-			if c.Status == corev1.ConditionTrue {
-				status = "Healthy"
-			}
-			message, errText = c.Message, c.Error
-		}
-		return []interface{}{o.Name, status, message, errText}
-	}))
-
 	s.add(schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}, typed([]metav1.TableColumnDefinition{
 		nameColumn(),
 		col("Scope", "string", "Cluster/Namespaced"),

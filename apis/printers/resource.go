@@ -5,8 +5,6 @@ import (
 	"time"
 
 	resourcev1 "k8s.io/api/resource/v1"
-	resourcev1beta1 "k8s.io/api/resource/v1beta1"
-	resourcev1beta2 "k8s.io/api/resource/v1beta2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -37,18 +35,10 @@ func registerResource(s *Set) {
 	nameAgeCells := func(o metav1.Object, now time.Time) []interface{} { return []interface{}{o.GetName(), age(o, now)} }
 
 	s.add(res("DeviceClass"), printerOf(nameAge,
-		cellsOf(func(o *resourcev1.DeviceClass, now time.Time) []interface{} { return nameAgeCells(o, now) }),
-		cellsOf(func(o *resourcev1beta2.DeviceClass, now time.Time) []interface{} { return nameAgeCells(o, now) }),
-		cellsOf(func(o *resourcev1beta1.DeviceClass, now time.Time) []interface{} { return nameAgeCells(o, now) })))
+		cellsOf(func(o *resourcev1.DeviceClass, now time.Time) []interface{} { return nameAgeCells(o, now) })))
 
 	s.add(res("ResourceClaimTemplate"), printerOf(nameAge,
-		cellsOf(func(o *resourcev1.ResourceClaimTemplate, now time.Time) []interface{} { return nameAgeCells(o, now) }),
-		cellsOf(func(o *resourcev1beta2.ResourceClaimTemplate, now time.Time) []interface{} {
-			return nameAgeCells(o, now)
-		}),
-		cellsOf(func(o *resourcev1beta1.ResourceClaimTemplate, now time.Time) []interface{} {
-			return nameAgeCells(o, now)
-		})))
+		cellsOf(func(o *resourcev1.ResourceClaimTemplate, now time.Time) []interface{} { return nameAgeCells(o, now) })))
 
 	s.add(res("ResourceClaim"), printerOf([]metav1.TableColumnDefinition{
 		nameColumn(),
@@ -56,12 +46,6 @@ func registerResource(s *Set) {
 		ageColumn(),
 	},
 		cellsOf(func(o *resourcev1.ResourceClaim, now time.Time) []interface{} {
-			return []interface{}{o.Name, resourceClaimState(o, o.Status.Allocation != nil, len(o.Status.ReservedFor)), age(o, now)}
-		}),
-		cellsOf(func(o *resourcev1beta2.ResourceClaim, now time.Time) []interface{} {
-			return []interface{}{o.Name, resourceClaimState(o, o.Status.Allocation != nil, len(o.Status.ReservedFor)), age(o, now)}
-		}),
-		cellsOf(func(o *resourcev1beta1.ResourceClaim, now time.Time) []interface{} {
 			return []interface{}{o.Name, resourceClaimState(o, o.Status.Allocation != nil, len(o.Status.ReservedFor)), age(o, now)}
 		})))
 
@@ -75,11 +59,5 @@ func registerResource(s *Set) {
 	},
 		cellsOf(func(o *resourcev1.ResourceSlice, now time.Time) []interface{} {
 			return []interface{}{o.Name, deref(o.Spec.NodeName, ""), o.Spec.Driver, o.Spec.Pool.Name, age(o, now)}
-		}),
-		cellsOf(func(o *resourcev1beta2.ResourceSlice, now time.Time) []interface{} {
-			return []interface{}{o.Name, deref(o.Spec.NodeName, ""), o.Spec.Driver, o.Spec.Pool.Name, age(o, now)}
-		}),
-		cellsOf(func(o *resourcev1beta1.ResourceSlice, now time.Time) []interface{} {
-			return []interface{}{o.Name, o.Spec.NodeName, o.Spec.Driver, o.Spec.Pool.Name, age(o, now)}
 		})))
 }

@@ -59,9 +59,6 @@ func registerStorage(s *Set) {
 	},
 		cellsOf(func(o *storagev1.VolumeAttributesClass, now time.Time) []interface{} {
 			return []interface{}{vacName(o.ObjectMeta), o.DriverName, age(o, now)}
-		}),
-		cellsOf(func(o *storagev1beta1.VolumeAttributesClass, now time.Time) []interface{} {
-			return []interface{}{vacName(o.ObjectMeta), o.DriverName, age(o, now)}
 		})))
 
 	s.add(storage("VolumeAttachment"), typed([]metav1.TableColumnDefinition{
