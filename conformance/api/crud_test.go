@@ -239,11 +239,35 @@ var _ = Describe("Create, read, update, delete", func() {
 		}
 	})
 
-	It("stores nothing on a dry run", func(ctx SpecContext) {
-		created, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("dry", nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	It("stores nothing on a dry run, whatever the write", func(ctx SpecContext) {
+		dry := []string{metav1.DryRunAll}
+		created, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("dry", nil), metav1.CreateOptions{DryRun: dry})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(created.Name).To(Equal("dry"))
 		_, err = client.CoreV1().ConfigMaps(ns).Get(ctx, "dry", metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue())
+
+		cm, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("real", map[string]string{"v": "1"}), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		changed := cm.DeepCopy()
+		changed.Data["v"] = "2"
+		updated, err := client.CoreV1().ConfigMaps(ns).Update(ctx, changed, metav1.UpdateOptions{DryRun: dry})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(updated.Data["v"]).To(Equal("2"))
+		patched, err := client.CoreV1().ConfigMaps(ns).Patch(ctx, "real", types.MergePatchType, []byte(`{"data":{"v":"3"}}`), metav1.PatchOptions{DryRun: dry})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(patched.Data["v"]).To(Equal("3"))
+		Expect(client.CoreV1().ConfigMaps(ns).Delete(ctx, "real", metav1.DeleteOptions{DryRun: dry})).To(Succeed())
+		got, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "real", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.Data["v"]).To(Equal("1"))
+		Expect(got.ResourceVersion).To(Equal(cm.ResourceVersion))
+
+		// A dry-run Service allocates no cluster IP: the same address is still free afterwards.
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "dry-svc"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+		_, err = client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{DryRun: dry})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = client.CoreV1().Services(ns).Get(ctx, "dry-svc", metav1.GetOptions{})
 		Expect(apierrors.IsNotFound(err)).To(BeTrue())
 	})
 })
