@@ -35,6 +35,9 @@ func (s *Server) LoopbackConfig() (*rest.Config, error) {
 	}, nil
 }
 
+// CAPEM is the cluster CA certificate, PEM-encoded.
+func (s *Server) CAPEM() []byte { return s.bundle.CAPEM }
+
 // writeAdminKubeconfig writes a kubeconfig for the admin user (group system:masters) with the
 // credentials inline, so that the file stands alone.
 func (s *Server) writeAdminKubeconfig(path string) error {

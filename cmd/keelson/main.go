@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/controllers/controllermanager"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 const usage = `keelson runs a Kubernetes cluster from one binary.
@@ -21,6 +23,7 @@ const usage = `keelson runs a Kubernetes cluster from one binary.
 Usage:
   keelson server [flags]      the whole one-node cluster in one process
   keelson apiserver [flags]   the API server alone
+  keelson controller-manager  the controllers alone (--kubeconfig)
   keelson version
 
 Run 'keelson server -h' for the flags.
@@ -37,6 +40,8 @@ func main() {
 	switch os.Args[1] {
 	case "server", "apiserver":
 		err = runServer(ctx, os.Args[1], os.Args[2:])
+	case "controller-manager":
+		err = runControllerManager(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(apiserver.GitVersion)
 	case "-h", "--help", "help":
@@ -83,14 +88,47 @@ func runServer(ctx context.Context, name string, args []string) error {
 		opts.EtcdServers = strings.Split(*etcdServers, ",")
 	}
 	started := make(chan *apiserver.Server, 1)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	begin := time.Now()
 	go func() { errc <- apiserver.Run(ctx, opts, started) }()
 	select {
 	case s := <-started:
+		if name == "server" {
+			cfg, err := s.LoopbackConfig()
+			if err != nil {
+				return err
+			}
+			go func() {
+				errc <- controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), Log: log.With("component", "controller-manager")})
+			}()
+		}
 		fmt.Printf("Keelson is ready (%s). To use it:\n\n  export KUBECONFIG=%s\n\n", time.Since(begin).Round(time.Millisecond), s.KubeconfigPath)
 	case err := <-errc:
 		return err
 	}
 	return <-errc
+}
+
+// runControllerManager runs the controllers alone against the cluster a kubeconfig names.
+func runControllerManager(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("controller-manager", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
+	rootCA := fs.String("root-ca-file", "", "CA bundle to publish as kube-root-ca.crt (default: the kubeconfig's CA)")
+	_ = fs.Parse(args)
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return err
+	}
+	ca := cfg.CAData
+	if *rootCA != "" {
+		if ca, err = os.ReadFile(*rootCA); err != nil {
+			return err
+		}
+	} else if len(ca) == 0 && cfg.CAFile != "" {
+		if ca, err = os.ReadFile(cfg.CAFile); err != nil {
+			return err
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "controller-manager")
+	return controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: ca, Log: log})
 }

@@ -112,22 +112,32 @@ var _ = Describe("Subresources", func() {
 		nsObj, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(nsObj.Spec.Finalizers).To(Equal([]corev1.FinalizerName{corev1.FinalizerKubernetes}))
-		nsObj.Spec.Finalizers = nil
+		nsObj.Spec.Finalizers = append(nsObj.Spec.Finalizers, "example.com/hold")
 		updated, err := client.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(updated.Spec.Finalizers).To(Equal([]corev1.FinalizerName{corev1.FinalizerKubernetes}))
-		updated.Spec.Finalizers = nil
+		updated.Spec.Finalizers = append(updated.Spec.Finalizers, "example.com/hold")
 		finalized, err := client.CoreV1().Namespaces().Finalize(ctx, updated, metav1.UpdateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(finalized.Spec.Finalizers).To(BeEmpty())
-		// The first delete only marks it Terminating; with nothing left to finalize, the next removes it.
+		Expect(finalized.Spec.Finalizers).To(Equal([]corev1.FinalizerName{corev1.FinalizerKubernetes, "example.com/hold"}))
+		// Deleting marks it Terminating; our own finalizer keeps it there whatever a namespace
+		// controller does, until we remove it.
 		Expect(client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
-		terminating, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		Expect(err).NotTo(HaveOccurred())
-		Expect(terminating.Status.Phase).To(Equal(corev1.NamespaceTerminating))
-		Expect(client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})).To(Succeed())
-		_, err = client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+		Eventually(func(g Gomega) {
+			terminating, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(terminating.Status.Phase).To(Equal(corev1.NamespaceTerminating))
+			terminating.Spec.Finalizers = nil
+			_, err = client.CoreV1().Namespaces().Finalize(ctx, terminating, metav1.UpdateOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+		}).Should(Succeed())
+		// With nothing left to finalize, the next delete removes it (or a namespace controller did).
+		err = client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+		Expect(err == nil || apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+		Eventually(func() bool {
+			_, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}).Should(BeTrue())
 	})
 
 	It("adds ephemeral containers through their subresource and nothing else", func(ctx SpecContext) {
@@ -395,17 +405,22 @@ var _ = Describe("Bad input", func() {
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
 		Expect(err.Error()).To(Equal(`namespaces "does-not-exist" not found`))
 
+		// A ConfigMap with a finalizer keeps its namespace Terminating until the finalizer goes.
 		doomed := newNamespace(ctx)
-		_, err = client.CoreV1().ConfigMaps(doomed).Create(ctx, configMap("hold", nil), metav1.CreateOptions{})
+		hold := configMap("hold", nil)
+		hold.Finalizers = []string{"example.com/hold"}
+		_, err = client.CoreV1().ConfigMaps(doomed).Create(ctx, hold, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			_, _ = client.CoreV1().ConfigMaps(doomed).Patch(ctx, "hold", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+		})
 		Expect(client.CoreV1().Namespaces().Delete(ctx, doomed, metav1.DeleteOptions{})).To(Succeed())
 		nsObj, err := client.CoreV1().Namespaces().Get(ctx, doomed, metav1.GetOptions{})
-		if err == nil {
-			Expect(nsObj.Status.Phase).To(Equal(corev1.NamespaceTerminating))
-			_, err = client.CoreV1().ConfigMaps(doomed).Create(ctx, configMap("late", nil), metav1.CreateOptions{})
-			Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
-			Expect(err.Error()).To(ContainSubstring("unable to create new content in namespace " + doomed + " because it is being terminated"))
-		}
+		Expect(err).NotTo(HaveOccurred())
+		Expect(nsObj.Status.Phase).To(Equal(corev1.NamespaceTerminating))
+		_, err = client.CoreV1().ConfigMaps(doomed).Create(ctx, configMap("late", nil), metav1.CreateOptions{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("unable to create new content in namespace " + doomed + " because it is being terminated"))
 	})
 })
 

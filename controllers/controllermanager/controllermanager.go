@@ -1,0 +1,47 @@
+// Package controllermanager lists the built-in controllers and runs them under leader election:
+// `keelson controller-manager`, or in process in `keelson server`.
+package controllermanager
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/keelson/keelson/controllers/manager"
+	"github.com/keelson/keelson/controllers/namespace"
+	"github.com/keelson/keelson/controllers/rootca"
+	"github.com/keelson/keelson/controllers/serviceaccount"
+	"k8s.io/client-go/rest"
+)
+
+// Options configure the controller manager.
+type Options struct {
+	// RootCA is the CA bundle published to every namespace as kube-root-ca.crt.
+	RootCA []byte
+	Log    *slog.Logger
+	// Election tunes leader election; zero values take upstream's defaults.
+	Election manager.Options
+}
+
+// Run runs the controllers until ctx is done.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "kube-controller-manager"
+	if opts.Election.Log == nil {
+		opts.Election.Log = opts.Log
+	}
+	return manager.Run(ctx, cfg, opts.Election, func(c *manager.Context) ([]manager.Controller, error) {
+		sa, err := serviceaccount.New(c)
+		if err != nil {
+			return nil, err
+		}
+		ca, err := rootca.New(c, opts.RootCA)
+		if err != nil {
+			return nil, err
+		}
+		ns, err := namespace.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns}, nil
+	})
+}
