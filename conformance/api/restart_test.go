@@ -62,7 +62,7 @@ var _ = Describe("Restarts", Serial, func() {
 		}
 		// Kill the server once writes are flowing, so that some are in flight when it dies.
 		Eventually(func() int {
-			list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+			list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0", LabelSelector: "app=test"})
 			if err != nil {
 				return 0
 			}
@@ -72,7 +72,7 @@ var _ = Describe("Restarts", Serial, func() {
 		stopWriting()
 		wg.Wait()
 		client = testCluster.Clientset()
-		list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=test"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(list.Items).NotTo(BeEmpty())
 		for _, cm := range list.Items {

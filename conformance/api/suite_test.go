@@ -20,6 +20,8 @@ import (
 var (
 	testCluster *cluster.Cluster
 	client      kubernetes.Interface
+	// publishesRootCA tells whether the cluster's controllers put kube-root-ca.crt in every namespace.
+	publishesRootCA bool
 )
 
 func TestAPI(t *testing.T) {
@@ -33,6 +35,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	client = testCluster.Clientset()
 	SetDefaultEventuallyTimeout(30 * time.Second)
+	_, err = client.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "kube-root-ca.crt", metav1.GetOptions{})
+	publishesRootCA = err == nil
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 })
 
@@ -50,5 +54,13 @@ func newNamespace(ctx context.Context) string {
 	DeferCleanup(func(ctx SpecContext) {
 		_ = client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	})
+	// Wait for what the controllers add to a namespace, so that specs watching from "now" do
+	// not see it arrive; specs that list everything select their own objects by label.
+	if publishesRootCA {
+		Eventually(func() error {
+			_, err := client.CoreV1().ConfigMaps(name).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+			return err
+		}).Should(Succeed())
+	}
 	return name
 }

@@ -212,7 +212,7 @@ var _ = Describe("Versions and encodings", func() {
 		cfg.ContentType = runtime.ContentTypeProtobuf
 		cfg.AcceptContentTypes = runtime.ContentTypeProtobuf
 		pc := kubernetes.NewForConfigOrDie(cfg)
-		w, err := pc.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		w, err := pc.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: "0", LabelSelector: "app=test"})
 		Expect(err).NotTo(HaveOccurred())
 		defer w.Stop()
 		_, err = pc.CoreV1().ConfigMaps(ns).Create(ctx, configMap("pb", map[string]string{"k": "v"}), metav1.CreateOptions{})
@@ -235,11 +235,11 @@ var _ = Describe("Versions and encodings", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(u.GetKind()).To(Equal("ConfigMap"))
 		mc := metadata.NewForConfigOrDie(testCluster.Config)
-		list, err := mc.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		list, err := mc.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=test"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(list.Items).To(HaveLen(1))
 		Expect(list.Items[0].Name).To(Equal("m"))
-		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps", "", nil, "Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps?labelSelector=app%3Dtest", "", nil, "Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
 		Expect(code).To(Equal(200))
 		var pl metav1.PartialObjectMetadataList
 		Expect(json.Unmarshal(body, &pl)).To(Succeed())
@@ -258,7 +258,7 @@ var _ = Describe("Versions and encodings", func() {
 	It("renders tables with rows carrying object metadata", func(ctx SpecContext) {
 		_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("t", nil), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps", "", nil, "Accept", "application/json;as=Table;v=v1;g=meta.k8s.io, application/json")
+		code, body := raw(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps?labelSelector=app%3Dtest", "", nil, "Accept", "application/json;as=Table;v=v1;g=meta.k8s.io, application/json")
 		Expect(code).To(Equal(200))
 		var t metav1.Table
 		Expect(json.Unmarshal(body, &t)).To(Succeed())
@@ -277,7 +277,7 @@ var _ = Describe("Versions and encodings", func() {
 			_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap(fmt.Sprintf("big%d", i), map[string]string{"k": big}), metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
 		}
-		code, body, headers := rawWithHeaders(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps", "", nil, "Accept-Encoding", "gzip")
+		code, body, headers := rawWithHeaders(ctx, "GET", "/api/v1/namespaces/"+ns+"/configmaps?labelSelector=app%3Dtest", "", nil, "Accept-Encoding", "gzip")
 		Expect(code).To(Equal(200))
 		Expect(headers.Get("Content-Encoding")).To(Equal("gzip"))
 		zr, err := gzip.NewReader(bytes.NewReader(body))

@@ -110,7 +110,7 @@ var _ = Describe("Watch", func() {
 			_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap(fmt.Sprintf("i%d", i), nil), metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
 		}
-		w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{
+		w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=test",
 			SendInitialEvents: ptr.To(true), AllowWatchBookmarks: true, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan})
 		Expect(err).NotTo(HaveOccurred())
 		defer w.Stop()
@@ -146,7 +146,8 @@ var _ = Describe("Watch", func() {
 			_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap(fmt.Sprintf("inf%d", i), nil), metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
 		}
-		factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
+		factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = "app=test" }))
 		inf := factory.Core().V1().ConfigMaps().Informer()
 		var mu sync.Mutex
 		added, updated, deleted := map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -199,7 +200,8 @@ var _ = Describe("List", func() {
 			Expect(err).NotTo(HaveOccurred())
 		}
 		var got []string
-		opts := metav1.ListOptions{Limit: 4}
+		// The label leaves out what controllers add to every namespace (kube-root-ca.crt).
+		opts := metav1.ListOptions{Limit: 4, LabelSelector: "app=test"}
 		firstRV := ""
 		for page := 0; ; page++ {
 			list, err := client.CoreV1().ConfigMaps(ns).List(ctx, opts)
@@ -261,15 +263,15 @@ var _ = Describe("List", func() {
 		Expect(err).NotTo(HaveOccurred())
 		_, err = client.CoreV1().ConfigMaps(ns).Patch(ctx, "v", types.MergePatchType, []byte(`{"data":{"n":"2"}}`), metav1.PatchOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		exact, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: cm.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
+		exact, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=test", ResourceVersion: cm.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchExact})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(exact.ResourceVersion).To(Equal(cm.ResourceVersion))
 		Expect(exact.Items).To(HaveLen(1))
 		Expect(exact.Items[0].Data["n"]).To(Equal("1"))
-		newer, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: cm.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan})
+		newer, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=test", ResourceVersion: cm.ResourceVersion, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(newer.Items[0].Data["n"]).To(Equal("2"))
-		anyRV, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		anyRV, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=test", ResourceVersion: "0"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(anyRV.Items).To(HaveLen(1))
 		n, _ := strconv.Atoi(anyRV.ResourceVersion)
@@ -285,7 +287,7 @@ var _ = Describe("List", func() {
 		Expect(err).NotTo(HaveOccurred())
 		var mine []string
 		for _, cm := range list.Items {
-			if cm.Namespace == ns {
+			if cm.Namespace == ns && cm.Labels["app"] == "test" {
 				mine = append(mine, cm.Name)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
 	"github.com/keelson/keelson/controllers/rootca"
@@ -42,6 +43,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns}, nil
+		gc, err := garbagecollector.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc}, nil
 	})
 }
