@@ -35,8 +35,13 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	client = testCluster.Clientset()
 	SetDefaultEventuallyTimeout(30 * time.Second)
-	_, err = client.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "kube-root-ca.crt", metav1.GetOptions{})
-	publishesRootCA = err == nil
+	// A cluster whose controllers publish the root CA does so within seconds of starting.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, err := client.CoreV1().ConfigMaps("kube-system").Get(context.Background(), "kube-root-ca.crt", metav1.GetOptions{}); err == nil {
+			publishesRootCA = true
+			break
+		}
+	}
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 })
 

@@ -35,9 +35,9 @@ var _ = Describe("Watch", func() {
 	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
 
 	It("delivers ADDED, MODIFIED and DELETED from a resourceVersion", func(ctx SpecContext) {
-		list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+		list, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=test"})
 		Expect(err).NotTo(HaveOccurred())
-		w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
+		w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion, LabelSelector: "app=test"})
 		Expect(err).NotTo(HaveOccurred())
 		defer w.Stop()
 		_, err = client.CoreV1().ConfigMaps(ns).Create(ctx, configMap("w", map[string]string{"a": "1"}), metav1.CreateOptions{})
@@ -60,7 +60,7 @@ var _ = Describe("Watch", func() {
 		rv := list.ResourceVersion
 		var seen []string
 		for round := range 3 {
-			w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
+			w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, LabelSelector: "app=test"})
 			Expect(err).NotTo(HaveOccurred())
 			for i := range 3 {
 				_, err := client.CoreV1().ConfigMaps(ns).Create(ctx, configMap(fmt.Sprintf("r%d-%d", round, i), nil), metav1.CreateOptions{})
@@ -74,7 +74,7 @@ var _ = Describe("Watch", func() {
 			}
 			w.Stop()
 		}
-		w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv})
+		w, err := client.CoreV1().ConfigMaps(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, LabelSelector: "app=test"})
 		Expect(err).NotTo(HaveOccurred())
 		defer w.Stop()
 		for len(seen) < 9 {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -82,4 +83,15 @@ func (l *Loop) next(ctx context.Context) bool {
 		l.Queue.Forget(key)
 	}
 	return true
+}
+
+// EnqueueNamespaces makes every namespace added or changed in inf a key of the loop.
+func (l *Loop) EnqueueNamespaces(inf cache.SharedIndexInformer) error {
+	enqueue := func(o any) {
+		if m, ok := o.(metav1.Object); ok {
+			l.Enqueue(m.GetName())
+		}
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
+	return err
 }

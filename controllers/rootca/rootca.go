@@ -38,10 +38,7 @@ func New(c *manager.Context, caPEM []byte) (manager.Controller, error) {
 	ctl := &controller{client: c.Client, caPEM: string(caPEM), nsLister: ns.Lister(), cmLister: cm.Lister()}
 	ctl.Loop = manager.NewLoop("root-ca-cert-publisher", 2, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{ns.Informer().HasSynced, cm.Informer().HasSynced}
-	if _, err := ns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { ctl.Enqueue(o.(*corev1.Namespace).Name) },
-		UpdateFunc: func(_, o any) { ctl.Enqueue(o.(*corev1.Namespace).Name) },
-	}); err != nil {
+	if err := ctl.EnqueueNamespaces(ns.Informer()); err != nil {
 		return nil, err
 	}
 	onConfigMap := func(o any) {

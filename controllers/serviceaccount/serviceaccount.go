@@ -32,10 +32,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	ctl := &controller{client: c.Client, nsLister: ns.Lister(), saLister: sa.Lister()}
 	ctl.Loop = manager.NewLoop("serviceaccount-controller", 2, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{ns.Informer().HasSynced, sa.Informer().HasSynced}
-	if _, err := ns.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { ctl.Enqueue(o.(*corev1.Namespace).Name) },
-		UpdateFunc: func(_, o any) { ctl.Enqueue(o.(*corev1.Namespace).Name) },
-	}); err != nil {
+	if err := ctl.EnqueueNamespaces(ns.Informer()); err != nil {
 		return nil, err
 	}
 	if _, err := sa.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
