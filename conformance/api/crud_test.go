@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -227,9 +228,14 @@ var _ = Describe("Create, read, update, delete", func() {
 		for name, policy := range map[string]metav1.DeletionPropagation{"orphan": metav1.DeletePropagationOrphan, "foreground": metav1.DeletePropagationForeground} {
 			_, err := client.AppsV1().Deployments(ns).Create(ctx, deployment(name, 1), metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
-			Expect(client.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})).To(Succeed())
-			got, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-			Expect(err).NotTo(HaveOccurred())
+			// The delete answers with the object as marked: a garbage collector may finish the
+			// deletion at once afterwards, so the answer is what to look at.
+			body := []byte(`{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"` + string(policy) + `"}`)
+			code, resp := raw(ctx, "DELETE", "/apis/apps/v1/namespaces/"+ns+"/deployments/"+name, "application/json", body)
+			Expect(code).To(Equal(200))
+			var got appsv1.Deployment
+			Expect(json.Unmarshal(resp, &got)).To(Succeed())
+			Expect(got.Kind).To(Equal("Deployment"))
 			Expect(got.DeletionTimestamp).NotTo(BeNil())
 			want := metav1.FinalizerOrphanDependents
 			if policy == metav1.DeletePropagationForeground {
