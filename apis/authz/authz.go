@@ -5,7 +5,6 @@
 package authz
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -89,7 +88,7 @@ func ForbiddenError(a Attributes) error {
 		scope = fmt.Sprintf("in the namespace %q", info.Namespace)
 	}
 	return apierrors.NewForbidden(info.GroupResource(), info.Name,
-		errors.New(fmt.Sprintf("User %q cannot %s resource %q in API group %q %s", user, info.Verb, resource, info.Group, scope)))
+		fmt.Errorf("User %q cannot %s resource %q in API group %q %s", user, info.Verb, resource, info.Group, scope))
 }
 
 // Verb is the Kubernetes verb of a non-resource request.
