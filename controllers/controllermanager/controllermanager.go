@@ -9,6 +9,7 @@ import (
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
+	"github.com/keelson/keelson/controllers/replicaset"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
 	"k8s.io/client-go/rest"
@@ -47,6 +48,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc}, nil
+		rs, err := replicaset.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs}, nil
 	})
 }

@@ -1,0 +1,429 @@
+// Package replicaset keeps the number of pods a ReplicaSet asks for, as upstream's replicaset
+// controller does: it adopts matching orphans, releases pods that no longer match, creates and
+// deletes pods in growing batches, and reports what it sees in the ReplicaSet's status.
+package replicaset
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/keelson/keelson/controllers/manager"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+)
+
+// burstReplicas bounds the pods created or deleted in one sync, as upstream's default.
+const burstReplicas = 500
+
+// expectationsTimeout is how long the controller trusts its own pending creates and deletes before
+// looking at the pods again regardless.
+const expectationsTimeout = 5 * time.Minute
+
+type controller struct {
+	*manager.Loop
+	client    kubernetes.Interface
+	rsLister  appslisters.ReplicaSetLister
+	podLister corelisters.PodLister
+
+	// expectations are the creates and deletes issued but not yet seen in the informer, by key;
+	// a sync that manages pods waits for them so as not to act on a stale view.
+	mu           sync.Mutex
+	expectations map[string]*expectation
+}
+
+type expectation struct {
+	adds, dels int
+	at         time.Time
+}
+
+var rsKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+
+// New registers the controller's handlers.
+func New(c *manager.Context) (manager.Controller, error) {
+	rs := c.Informers.Apps().V1().ReplicaSets()
+	pods := c.Informers.Core().V1().Pods()
+	ctl := &controller{client: c.Client, rsLister: rs.Lister(), podLister: pods.Lister(), expectations: map[string]*expectation{}}
+	ctl.Loop = manager.NewLoop("replicaset-controller", 5, c.Log, ctl.sync)
+	ctl.Synced = []cache.InformerSynced{rs.Informer().HasSynced, pods.Informer().HasSynced}
+	enqueueRS := func(o any) {
+		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
+			ctl.Enqueue(key)
+		}
+	}
+	if _, err := rs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueueRS, UpdateFunc: func(_, o any) { enqueueRS(o) }, DeleteFunc: func(o any) {
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
+				ctl.forget(key)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { ctl.podEvent(o.(*corev1.Pod), 1, 0) },
+		UpdateFunc: func(old, o any) { ctl.podChanged(old.(*corev1.Pod), o.(*corev1.Pod)) },
+		DeleteFunc: func(o any) {
+			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+				o = t.Obj
+			}
+			if p, ok := o.(*corev1.Pod); ok {
+				ctl.podEvent(p, 0, 1)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	return ctl, nil
+}
+
+// podEvent credits a pod's creation or deletion to its owning ReplicaSet, or wakes the sets that
+// might adopt it.
+func (c *controller) podEvent(p *corev1.Pod, added, deleted int) {
+	if ref := metav1.GetControllerOf(p); ref != nil {
+		if ref.Kind != rsKind.Kind || ref.APIVersion != rsKind.GroupVersion().String() {
+			return
+		}
+		key := p.Namespace + "/" + ref.Name
+		c.observe(key, added, deleted)
+		c.Enqueue(key)
+		return
+	}
+	c.enqueueMatching(p)
+}
+
+func (c *controller) podChanged(old, p *corev1.Pod) {
+	if old.ResourceVersion == p.ResourceVersion {
+		return
+	}
+	if p.DeletionTimestamp != nil && old.DeletionTimestamp == nil {
+		// A pod marked for deletion counts as deleted from now on.
+		c.podEvent(p, 0, 1)
+		return
+	}
+	for _, pod := range []*corev1.Pod{old, p} {
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == rsKind.Kind {
+			c.Enqueue(pod.Namespace + "/" + ref.Name)
+		}
+	}
+	if metav1.GetControllerOf(p) == nil {
+		c.enqueueMatching(p)
+	}
+}
+
+func (c *controller) enqueueMatching(p *corev1.Pod) {
+	sets, err := c.rsLister.ReplicaSets(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, rs := range sets {
+		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err == nil && !sel.Empty() && sel.Matches(labels.Set(p.Labels)) {
+			c.Enqueue(rs.Namespace + "/" + rs.Name)
+		}
+	}
+}
+
+func (c *controller) expect(key string, adds, dels int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expectations[key] = &expectation{adds: adds, dels: dels, at: time.Now()}
+}
+
+func (c *controller) observe(key string, added, deleted int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.expectations[key]; ok {
+		e.adds -= added
+		e.dels -= deleted
+	}
+}
+
+func (c *controller) satisfied(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.expectations[key]
+	return !ok || (e.adds <= 0 && e.dels <= 0) || time.Since(e.at) > expectationsTimeout
+}
+
+func (c *controller) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.expectations, key)
+}
+
+func (c *controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, nil
+	}
+	rs, err := c.rsLister.ReplicaSets(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.forget(key)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	selector, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+	if err != nil || selector.Empty() {
+		return 0, nil // validation refuses these; nothing sensible to do
+	}
+	all, err := c.podLister.Pods(namespace).List(labels.Everything())
+	if err != nil {
+		return 0, err
+	}
+	owned, err := c.claim(ctx, rs, selector, all)
+	if err != nil {
+		return 0, err
+	}
+	var active []*corev1.Pod
+	for _, p := range owned {
+		if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+			active = append(active, p)
+		}
+	}
+	var manageErr error
+	if rs.DeletionTimestamp == nil && c.satisfied(key) {
+		manageErr = c.manage(ctx, key, rs, active)
+	}
+	if err := c.updateStatus(ctx, rs, active, manageErr); err != nil {
+		return 0, err
+	}
+	if manageErr != nil {
+		return 0, manageErr
+	}
+	if wait := minReadyRecheck(rs, active); wait > 0 {
+		return wait, nil
+	}
+	return 0, nil
+}
+
+// claim adopts matching orphans and releases owned pods that no longer match, returning the pods
+// the ReplicaSet owns.
+func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
+	var owned []*corev1.Pod
+	for _, p := range pods {
+		ref := metav1.GetControllerOf(p)
+		matches := selector.Matches(labels.Set(p.Labels))
+		switch {
+		case ref != nil && ref.UID == rs.UID:
+			if matches {
+				owned = append(owned, p)
+				continue
+			}
+			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, rs.UID, p.UID)
+			if _, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+		case ref == nil && matches && p.DeletionTimestamp == nil && rs.DeletionTimestamp == nil:
+			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
+				rs.Name, rs.UID, p.UID)
+			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			owned = append(owned, adopted)
+		}
+	}
+	return owned, nil
+}
+
+// manage creates or deletes pods to reach spec.replicas.
+func (c *controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaSet, active []*corev1.Pod) error {
+	want := int(ptr.Deref(rs.Spec.Replicas, 1))
+	diff := len(active) - want
+	switch {
+	case diff < 0:
+		n := min(-diff, burstReplicas)
+		c.expect(key, n, 0)
+		created, err := slowStart(n, func() error { return c.createPod(ctx, rs) })
+		if skipped := n - created; skipped > 0 {
+			c.observe(key, skipped, 0) // the pods not created will not show up
+		}
+		return err
+	case diff > 0:
+		n := min(diff, burstReplicas)
+		victims := podsToDelete(active, n)
+		c.expect(key, 0, n)
+		var firstErr error
+		for _, p := range victims {
+			err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
+			if err != nil {
+				c.observe(key, 0, 1)
+				if !apierrors.IsNotFound(err) && firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
+		return firstErr
+	}
+	return nil
+}
+
+// slowStart calls create in batches of 1, 2, 4, ... until n succeed or one batch fails, so that a
+// failing template costs one call, not n. It returns how many succeeded.
+func slowStart(n int, create func() error) (int, error) {
+	done := 0
+	for batch := 1; done < n; batch *= 2 {
+		size := min(batch, n-done)
+		errs := make(chan error, size)
+		var wg sync.WaitGroup
+		for range size {
+			wg.Go(func() { errs <- create() })
+		}
+		wg.Wait()
+		close(errs)
+		var firstErr error
+		for err := range errs {
+			if err == nil {
+				done++
+			} else if firstErr == nil {
+				firstErr = err
+			}
+		}
+		if firstErr != nil {
+			return done, firstErr
+		}
+	}
+	return done, nil
+}
+
+func (c *controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
+	t := rs.Spec.Template.DeepCopy()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: rs.Name + "-",
+			Namespace:    rs.Namespace,
+			Labels:       t.Labels,
+			Annotations:  t.Annotations,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID,
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+		},
+		Spec: t.Spec,
+	}
+	_, err := c.client.CoreV1().Pods(rs.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	return err
+}
+
+// podsToDelete picks n pods, preferring those that matter least: unscheduled, then pending, then
+// not ready, then the newest, as upstream ranks them.
+func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
+	ranked := append([]*corev1.Pod(nil), pods...)
+	rank := func(p *corev1.Pod) int {
+		switch {
+		case p.Spec.NodeName == "":
+			return 0
+		case p.Status.Phase == corev1.PodPending:
+			return 1
+		case !ready(p):
+			return 2
+		}
+		return 3
+	}
+	sort.SliceStable(ranked, func(i, j int) bool {
+		ri, rj := rank(ranked[i]), rank(ranked[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return ranked[j].CreationTimestamp.Before(&ranked[i].CreationTimestamp)
+	})
+	return ranked[:n]
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// available tells whether a pod has been ready for minReadySeconds.
+func available(p *corev1.Pod, minReady int32, now time.Time) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return minReady == 0 || !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
+		}
+	}
+	return false
+}
+
+// minReadyRecheck is when a ready-but-not-yet-available pod becomes available.
+func minReadyRecheck(rs *appsv1.ReplicaSet, active []*corev1.Pod) time.Duration {
+	if rs.Spec.MinReadySeconds == 0 {
+		return 0
+	}
+	now := time.Now()
+	for _, p := range active {
+		if ready(p) && !available(p, rs.Spec.MinReadySeconds, now) {
+			return time.Duration(rs.Spec.MinReadySeconds) * time.Second
+		}
+	}
+	return 0
+}
+
+func (c *controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, active []*corev1.Pod, manageErr error) error {
+	now := time.Now()
+	templateLabels := labels.Set(rs.Spec.Template.Labels).AsSelectorPreValidated()
+	status := appsv1.ReplicaSetStatus{Replicas: int32(len(active)), ObservedGeneration: rs.Generation}
+	for _, p := range active {
+		if templateLabels.Matches(labels.Set(p.Labels)) {
+			status.FullyLabeledReplicas++
+		}
+		if ready(p) {
+			status.ReadyReplicas++
+		}
+		if available(p, rs.Spec.MinReadySeconds, now) {
+			status.AvailableReplicas++
+		}
+	}
+	for _, cond := range rs.Status.Conditions {
+		if cond.Type != appsv1.ReplicaSetReplicaFailure {
+			status.Conditions = append(status.Conditions, cond)
+		}
+	}
+	if manageErr != nil {
+		status.Conditions = append(status.Conditions, appsv1.ReplicaSetCondition{Type: appsv1.ReplicaSetReplicaFailure, Status: corev1.ConditionTrue,
+			LastTransitionTime: metav1.Now(), Reason: "FailedCreate", Message: manageErr.Error()})
+	}
+	if statusEqual(rs.Status, status) {
+		return nil
+	}
+	update := rs.DeepCopy()
+	update.Status = status
+	_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		// Gone, or changed meanwhile: the change brings another sync.
+		return nil
+	}
+	return err
+}
+
+func statusEqual(a, b appsv1.ReplicaSetStatus) bool {
+	if a.Replicas != b.Replicas || a.FullyLabeledReplicas != b.FullyLabeledReplicas || a.ReadyReplicas != b.ReadyReplicas ||
+		a.AvailableReplicas != b.AvailableReplicas || a.ObservedGeneration != b.ObservedGeneration || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		if a.Conditions[i].Type != b.Conditions[i].Type || a.Conditions[i].Status != b.Conditions[i].Status || a.Conditions[i].Message != b.Conditions[i].Message {
+			return false
+		}
+	}
+	return true
+}
