@@ -118,3 +118,39 @@ var _ = Describe("ReplicaSets", func() {
 		}).Should(BeZero())
 	})
 })
+
+var _ = Describe("ReplicationControllers", func() {
+	It("keep their replicas like ReplicaSets, and report it in status", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		labels := map[string]string{"rc": "legacy"}
+		rc := &corev1.ReplicationController{
+			ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
+			Spec: corev1.ReplicationControllerSpec{Replicas: ptr.To[int32](2), Selector: labels,
+				Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}},
+		}
+		rc, err := client.CoreV1().ReplicationControllers(ns).Create(ctx, rc, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		owned := func() int {
+			list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "rc=legacy"})
+			Expect(err).NotTo(HaveOccurred())
+			n := 0
+			for _, p := range list.Items {
+				if ref := metav1.GetControllerOf(&p); ref != nil && ref.UID == rc.UID && ref.Kind == "ReplicationController" && p.DeletionTimestamp == nil {
+					n++
+				}
+			}
+			return n
+		}
+		Eventually(owned).Should(Equal(2))
+		Eventually(func(g Gomega) {
+			got, err := client.CoreV1().ReplicationControllers(ns).Get(ctx, "legacy", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got.Status.Replicas).To(Equal(int32(2)))
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		}).Should(Succeed())
+		_, err = client.CoreV1().ReplicationControllers(ns).Patch(ctx, "legacy", types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(owned).Should(BeZero())
+	})
+})

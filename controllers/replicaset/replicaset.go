@@ -1,6 +1,7 @@
-// Package replicaset keeps the number of pods a ReplicaSet asks for, as upstream's replicaset
-// controller does: it adopts matching orphans, releases pods that no longer match, creates and
-// deletes pods in growing batches, and reports what it sees in the ReplicaSet's status.
+// Package replicaset keeps the number of pods a ReplicaSet or a ReplicationController asks for,
+// as upstream's replicaset and replicationcontroller controllers do: it adopts matching orphans,
+// releases pods that no longer match, creates and deletes pods in growing batches, and reports what
+// it sees in the status. A ReplicationController is handled as the ReplicaSet it converts to.
 package replicaset
 
 import (
@@ -16,9 +17,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -34,7 +35,7 @@ const expectationsTimeout = 5 * time.Minute
 type controller struct {
 	*manager.Loop
 	client    kubernetes.Interface
-	rsLister  appslisters.ReplicaSetLister
+	kind      kind
 	podLister corelisters.PodLister
 
 	// expectations are the creates and deletes issued but not yet seen in the informer, by key;
@@ -48,21 +49,105 @@ type expectation struct {
 	at         time.Time
 }
 
-var rsKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
+// kind is what the controller manages, seen as ReplicaSets.
+type kind struct {
+	gvk      schema.GroupVersionKind
+	informer cache.SharedIndexInformer
+	get      func(namespace, name string) (*appsv1.ReplicaSet, error)
+	list     func(namespace string) ([]*appsv1.ReplicaSet, error)
+	// updateStatus writes status to the object rs stands for.
+	updateStatus func(ctx context.Context, rs *appsv1.ReplicaSet, status appsv1.ReplicaSetStatus) error
+}
 
-// New registers the controller's handlers.
+// New returns the ReplicaSet controller.
 func New(c *manager.Context) (manager.Controller, error) {
-	rs := c.Informers.Apps().V1().ReplicaSets()
+	inf := c.Informers.Apps().V1().ReplicaSets()
+	lister := inf.Lister()
+	return newController(c, "replicaset-controller", kind{
+		gvk:      appsv1.SchemeGroupVersion.WithKind("ReplicaSet"),
+		informer: inf.Informer(),
+		get:      func(ns, name string) (*appsv1.ReplicaSet, error) { return lister.ReplicaSets(ns).Get(name) },
+		list:     func(ns string) ([]*appsv1.ReplicaSet, error) { return lister.ReplicaSets(ns).List(labels.Everything()) },
+		updateStatus: func(ctx context.Context, rs *appsv1.ReplicaSet, status appsv1.ReplicaSetStatus) error {
+			update := rs.DeepCopy()
+			update.Status = status
+			_, err := c.Client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+			return err
+		},
+	})
+}
+
+// NewReplicationController returns the ReplicationController controller.
+func NewReplicationController(c *manager.Context) (manager.Controller, error) {
+	inf := c.Informers.Core().V1().ReplicationControllers()
+	lister := inf.Lister()
+	return newController(c, "replicationcontroller-controller", kind{
+		gvk:      corev1.SchemeGroupVersion.WithKind("ReplicationController"),
+		informer: inf.Informer(),
+		get: func(ns, name string) (*appsv1.ReplicaSet, error) {
+			rc, err := lister.ReplicationControllers(ns).Get(name)
+			if err != nil {
+				return nil, err
+			}
+			return asReplicaSet(rc), nil
+		},
+		list: func(ns string) ([]*appsv1.ReplicaSet, error) {
+			rcs, err := lister.ReplicationControllers(ns).List(labels.Everything())
+			out := make([]*appsv1.ReplicaSet, len(rcs))
+			for i, rc := range rcs {
+				out[i] = asReplicaSet(rc)
+			}
+			return out, err
+		},
+		updateStatus: func(ctx context.Context, rs *appsv1.ReplicaSet, status appsv1.ReplicaSetStatus) error {
+			rc, err := lister.ReplicationControllers(rs.Namespace).Get(rs.Name)
+			if err != nil {
+				return err
+			}
+			update := rc.DeepCopy()
+			update.Status = corev1.ReplicationControllerStatus{Replicas: status.Replicas, FullyLabeledReplicas: status.FullyLabeledReplicas,
+				ReadyReplicas: status.ReadyReplicas, AvailableReplicas: status.AvailableReplicas, ObservedGeneration: status.ObservedGeneration}
+			for _, c := range status.Conditions {
+				update.Status.Conditions = append(update.Status.Conditions, corev1.ReplicationControllerCondition{Type: corev1.ReplicationControllerConditionType(c.Type),
+					Status: c.Status, LastTransitionTime: c.LastTransitionTime, Reason: c.Reason, Message: c.Message})
+			}
+			_, err = c.Client.CoreV1().ReplicationControllers(rs.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+			return err
+		},
+	})
+}
+
+// asReplicaSet is a ReplicationController as the ReplicaSet it amounts to.
+func asReplicaSet(rc *corev1.ReplicationController) *appsv1.ReplicaSet {
+	rs := &appsv1.ReplicaSet{
+		ObjectMeta: *rc.ObjectMeta.DeepCopy(),
+		Spec: appsv1.ReplicaSetSpec{Replicas: rc.Spec.Replicas, MinReadySeconds: rc.Spec.MinReadySeconds,
+			Selector: &metav1.LabelSelector{MatchLabels: rc.Spec.Selector}},
+		Status: appsv1.ReplicaSetStatus{Replicas: rc.Status.Replicas, FullyLabeledReplicas: rc.Status.FullyLabeledReplicas,
+			ReadyReplicas: rc.Status.ReadyReplicas, AvailableReplicas: rc.Status.AvailableReplicas, ObservedGeneration: rc.Status.ObservedGeneration},
+	}
+	if rc.Spec.Template != nil {
+		rs.Spec.Template = *rc.Spec.Template.DeepCopy()
+	}
+	for _, c := range rc.Status.Conditions {
+		rs.Status.Conditions = append(rs.Status.Conditions, appsv1.ReplicaSetCondition{Type: appsv1.ReplicaSetConditionType(c.Type),
+			Status: c.Status, LastTransitionTime: c.LastTransitionTime, Reason: c.Reason, Message: c.Message})
+	}
+	return rs
+}
+
+func newController(c *manager.Context, name string, k kind) (manager.Controller, error) {
 	pods := c.Informers.Core().V1().Pods()
-	ctl := &controller{client: c.Client, rsLister: rs.Lister(), podLister: pods.Lister(), expectations: map[string]*expectation{}}
-	ctl.Loop = manager.NewLoop("replicaset-controller", 5, c.Log, ctl.sync)
-	ctl.Synced = []cache.InformerSynced{rs.Informer().HasSynced, pods.Informer().HasSynced}
+	ctl := &controller{client: c.Client, kind: k, podLister: pods.Lister(), expectations: map[string]*expectation{}}
+	ctl.Loop = manager.NewLoop(name, 5, c.Log, ctl.sync)
+	ctl.Synced = []cache.InformerSynced{k.informer.HasSynced, pods.Informer().HasSynced}
+	rs := k
 	enqueueRS := func(o any) {
 		if key, err := cache.MetaNamespaceKeyFunc(o); err == nil {
 			ctl.Enqueue(key)
 		}
 	}
-	if _, err := rs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := rs.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueueRS, UpdateFunc: func(_, o any) { enqueueRS(o) }, DeleteFunc: func(o any) {
 			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
 				ctl.forget(key)
@@ -92,7 +177,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 // might adopt it.
 func (c *controller) podEvent(p *corev1.Pod, added, deleted int) {
 	if ref := metav1.GetControllerOf(p); ref != nil {
-		if ref.Kind != rsKind.Kind || ref.APIVersion != rsKind.GroupVersion().String() {
+		if ref.Kind != c.kind.gvk.Kind || ref.APIVersion != c.kind.gvk.GroupVersion().String() {
 			return
 		}
 		key := p.Namespace + "/" + ref.Name
@@ -113,7 +198,7 @@ func (c *controller) podChanged(old, p *corev1.Pod) {
 		return
 	}
 	for _, pod := range []*corev1.Pod{old, p} {
-		if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == rsKind.Kind {
+		if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == c.kind.gvk.Kind {
 			c.Enqueue(pod.Namespace + "/" + ref.Name)
 		}
 	}
@@ -123,7 +208,7 @@ func (c *controller) podChanged(old, p *corev1.Pod) {
 }
 
 func (c *controller) enqueueMatching(p *corev1.Pod) {
-	sets, err := c.rsLister.ReplicaSets(p.Namespace).List(labels.Everything())
+	sets, err := c.kind.list(p.Namespace)
 	if err != nil {
 		return
 	}
@@ -168,7 +253,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, nil
 	}
-	rs, err := c.rsLister.ReplicaSets(namespace).Get(name)
+	rs, err := c.kind.get(namespace, name)
 	if apierrors.IsNotFound(err) {
 		c.forget(key)
 		return 0, nil
@@ -228,8 +313,8 @@ func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector 
 				return nil, err
 			}
 		case ref == nil && matches && p.DeletionTimestamp == nil && rs.DeletionTimestamp == nil:
-			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
-				rs.Name, rs.UID, p.UID)
+			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":%q,"kind":%q,"name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
+				c.kind.gvk.GroupVersion().String(), c.kind.gvk.Kind, rs.Name, rs.UID, p.UID)
 			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
 			if apierrors.IsNotFound(err) {
 				continue
@@ -311,7 +396,7 @@ func (c *controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error
 			Namespace:    rs.Namespace,
 			Labels:       t.Labels,
 			Annotations:  t.Annotations,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: c.kind.gvk.GroupVersion().String(), Kind: c.kind.gvk.Kind, Name: rs.Name, UID: rs.UID,
 				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
 		},
 		Spec: t.Spec,
@@ -405,9 +490,7 @@ func (c *controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, ac
 	if statusEqual(rs.Status, status) {
 		return nil
 	}
-	update := rs.DeepCopy()
-	update.Status = status
-	_, err := c.client.AppsV1().ReplicaSets(rs.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
+	err := c.kind.updateStatus(ctx, rs, status)
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		// Gone, or changed meanwhile: the change brings another sync.
 		return nil
