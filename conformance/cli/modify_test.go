@@ -34,7 +34,8 @@ var _ = Describe("Describing objects", func() {
 			`Namespace:\s+` + ns,
 			`CreationTimestamp:\s+\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}`,
 			`Labels:\s+app=web`,
-			`Annotations:\s+<none>`,
+			// The deployment controller stamps the revision once it has seen the object.
+			`Annotations:\s+(<none>|deployment\.kubernetes\.io/revision: 1)`,
 			`Selector:\s+app=web`,
 			`Replicas:\s+2 desired \| \d+ updated \| \d+ total \| \d+ available \| \d+ unavailable`,
 			`StrategyType:\s+RollingUpdate`,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/keelson/keelson/controllers/deployment"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
@@ -56,6 +57,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc}, nil
+		dep, err := deployment.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep}, nil
 	})
 }
