@@ -4,16 +4,13 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/keelson/keelson/conformance/cluster"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -53,12 +50,7 @@ var _ = AfterSuite(func() {
 
 // newNamespace creates a namespace for one spec and deletes it afterwards.
 func newNamespace(ctx context.Context) string {
-	name := fmt.Sprintf("keelson-test-%s", utilrand.String(6))
-	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func(ctx SpecContext) {
-		_ = client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-	})
+	name := cluster.Namespace(ctx, client, "keelson-test-")
 	// Wait for what the controllers add to a namespace, so that specs watching from "now" do
 	// not see it arrive; specs that list everything select their own objects by label.
 	if publishesRootCA {

@@ -20,8 +20,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -113,13 +111,7 @@ var _ = AfterSuite(func() {
 
 // newNamespace creates a namespace for one spec and deletes it afterwards, without waiting.
 func newNamespace(ctx context.Context) string {
-	name := fmt.Sprintf("keelson-cr-%s", utilrand.String(6))
-	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func(ctx SpecContext) {
-		_ = client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-	})
-	return name
+	return cluster.Namespace(ctx, client, "keelson-cr-")
 }
 
 // request is one request a client of the manager made, and the server's answer.
