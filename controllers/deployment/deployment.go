@@ -108,10 +108,12 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	newRS, old := splitNew(d, sets)
+	created := false
 	if newRS == nil && !d.Spec.Paused {
 		if newRS, err = c.createNewRS(ctx, d, old); err != nil {
 			return 0, err
 		}
+		created = true
 	}
 	if newRS != nil && !d.Spec.Paused {
 		if newRS, err = c.syncRevision(ctx, d, newRS, old); err != nil {
@@ -130,7 +132,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 			return 0, err
 		}
 	}
-	return 0, c.updateStatus(ctx, d, newRS, old)
+	return c.updateStatus(ctx, d, newRS, old, created)
 }
 
 // claim adopts the ReplicaSets the selector matches and returns those the Deployment controls.
@@ -390,7 +392,9 @@ func (c *controller) cleanup(ctx context.Context, d *appsv1.Deployment, old []*a
 	return nil
 }
 
-func (c *controller) updateStatus(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet) error {
+// updateStatus writes the deployment's status and conditions, and says when to look again for a
+// rollout that may pass its progress deadline without any event to wake the controller.
+func (c *controller) updateStatus(ctx context.Context, d *appsv1.Deployment, newRS *appsv1.ReplicaSet, old []*appsv1.ReplicaSet, created bool) (time.Duration, error) {
 	replicas := ptr.Deref(d.Spec.Replicas, 1)
 	_, unavailable := resolve(d)
 	status := appsv1.DeploymentStatus{ObservedGeneration: d.Generation, CollisionCount: d.Status.CollisionCount}
@@ -405,15 +409,11 @@ func (c *controller) updateStatus(ctx context.Context, d *appsv1.Deployment, new
 		status.AvailableReplicas += rs.Status.AvailableReplicas
 	}
 	status.UnavailableReplicas = max(status.Replicas-status.AvailableReplicas, replicas-status.AvailableReplicas, 0)
-	if status.UnavailableReplicas < 0 {
-		status.UnavailableReplicas = 0
-	}
 	now := metav1.Now()
 	cond := func(t appsv1.DeploymentConditionType, s corev1.ConditionStatus, reason, message string) appsv1.DeploymentCondition {
 		for _, c := range d.Status.Conditions {
-			if c.Type == t && c.Status == s && c.Reason == reason {
-				c.Message = message
-				c.LastUpdateTime = now
+			if c.Type == t && c.Status == s {
+				c.Reason, c.Message, c.LastUpdateTime = reason, message, now
 				return c
 			}
 		}
@@ -424,24 +424,93 @@ func (c *controller) updateStatus(ctx context.Context, d *appsv1.Deployment, new
 	} else {
 		status.Conditions = append(status.Conditions, cond(appsv1.DeploymentAvailable, corev1.ConditionFalse, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."))
 	}
-	switch {
-	case d.Spec.Paused:
-		status.Conditions = append(status.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionUnknown, "DeploymentPaused", "Deployment is paused"))
-	case newRS != nil && newRS.Status.AvailableReplicas == replicas && status.Replicas == replicas:
-		status.Conditions = append(status.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionTrue, "NewReplicaSetAvailable", fmt.Sprintf("ReplicaSet %q has successfully progressed.", newRS.Name)))
-	case newRS != nil:
-		status.Conditions = append(status.Conditions, cond(appsv1.DeploymentProgressing, corev1.ConditionTrue, "ReplicaSetUpdated", fmt.Sprintf("ReplicaSet %q is progressing.", newRS.Name)))
+	progressing, requeue := progress(d, &status, newRS, created, cond, now.Time)
+	if progressing != nil {
+		status.Conditions = append(status.Conditions, *progressing)
 	}
 	if statusEqual(d.Status, status) {
-		return nil
+		return requeue, nil
 	}
 	update := d.DeepCopy()
 	update.Status = status
 	_, err := c.client.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
+		return 0, nil
 	}
-	return err
+	return requeue, err
+}
+
+// Reasons of the Progressing condition, as upstream writes them and kubectl reads them.
+const (
+	reasonNewRSCreated   = "NewReplicaSetCreated"
+	reasonFoundNewRS     = "FoundNewReplicaSet"
+	reasonRSUpdated      = "ReplicaSetUpdated"
+	reasonNewRSAvailable = "NewReplicaSetAvailable"
+	reasonTimedOut       = "ProgressDeadlineExceeded"
+	reasonPaused         = "DeploymentPaused"
+	reasonResumed        = "DeploymentResumed"
+)
+
+// progress gives the Progressing condition for the new status, and how long until the rollout
+// would pass its deadline (zero when nothing is pending). Its last update time moves only when
+// the rollout makes progress, so that a rollout that stalls for progressDeadlineSeconds is
+// marked as having timed out.
+func progress(d *appsv1.Deployment, status *appsv1.DeploymentStatus, newRS *appsv1.ReplicaSet, created bool,
+	cond func(appsv1.DeploymentConditionType, corev1.ConditionStatus, string, string) appsv1.DeploymentCondition, now time.Time) (*appsv1.DeploymentCondition, time.Duration) {
+	var current *appsv1.DeploymentCondition
+	for i := range d.Status.Conditions {
+		if d.Status.Conditions[i].Type == appsv1.DeploymentProgressing {
+			current = &d.Status.Conditions[i]
+		}
+	}
+	set := func(s corev1.ConditionStatus, reason, message string) *appsv1.DeploymentCondition {
+		c := cond(appsv1.DeploymentProgressing, s, reason, message)
+		return &c
+	}
+	if d.Spec.ProgressDeadlineSeconds == nil {
+		return nil, 0
+	}
+	if d.Spec.Paused {
+		if current != nil && current.Reason == reasonPaused {
+			return current, 0
+		}
+		return set(corev1.ConditionUnknown, reasonPaused, "Deployment is paused"), 0
+	}
+	if current != nil && current.Reason == reasonPaused {
+		// A resumed rollout's deadline counts from the resume.
+		return set(corev1.ConditionUnknown, reasonResumed, "Deployment is resumed"), 0
+	}
+	subject := fmt.Sprintf("Deployment %q", d.Name)
+	if newRS != nil {
+		subject = fmt.Sprintf("ReplicaSet %q", newRS.Name)
+	}
+	replicas := ptr.Deref(d.Spec.Replicas, 1)
+	deadline := time.Duration(*d.Spec.ProgressDeadlineSeconds) * time.Second
+	switch {
+	case current != nil && current.Reason == reasonNewRSAvailable && status.Replicas == status.UpdatedReplicas:
+		return current, 0
+	case status.UpdatedReplicas == replicas && status.Replicas == replicas && status.AvailableReplicas == replicas && status.ObservedGeneration >= d.Generation:
+		return set(corev1.ConditionTrue, reasonNewRSAvailable, subject+" has successfully progressed."), 0
+	case created:
+		return set(corev1.ConditionTrue, reasonNewRSCreated, "Created new replica set "+strconv.Quote(newRS.Name)), deadline
+	case progressed(d.Status, *status):
+		return set(corev1.ConditionTrue, reasonRSUpdated, subject+" is progressing."), deadline
+	case current == nil && newRS != nil:
+		return set(corev1.ConditionTrue, reasonFoundNewRS, "Found new replica set "+strconv.Quote(newRS.Name)), deadline
+	case current == nil || current.Reason == reasonTimedOut:
+		return current, 0
+	}
+	if left := current.LastUpdateTime.Add(deadline).Sub(now); left > 0 {
+		return current, left + 100*time.Millisecond
+	}
+	return set(corev1.ConditionFalse, reasonTimedOut, subject+" has timed out progressing."), 0
+}
+
+// progressed tells whether the rollout moved since the last status: more updated, ready or
+// available replicas, or fewer old ones.
+func progressed(was, is appsv1.DeploymentStatus) bool {
+	return is.UpdatedReplicas > was.UpdatedReplicas || is.Replicas-is.UpdatedReplicas < was.Replicas-was.UpdatedReplicas ||
+		is.ReadyReplicas > was.ReadyReplicas || is.AvailableReplicas > was.AvailableReplicas
 }
 
 func statusEqual(a, b appsv1.DeploymentStatus) bool {
