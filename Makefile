@@ -12,7 +12,7 @@ K8S_VERSION := v1.37.2
 VERSION_PKG := k8s.io/component-base/version
 KUBECTL_LDFLAGS := -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=37 -X $(VERSION_PKG).gitTreeState=clean
 
-.PHONY: all build kubectl helm run test generate bench deps vet fmt-check clean
+.PHONY: all build kubectl helm k9s run test generate bench deps vet fmt-check clean
 
 all: build
 
@@ -31,6 +31,12 @@ kubectl: deps
 helm: deps
 	cd hack/tools && $(GO) build -o ../../bin/helm helm.sh/helm/v4/cmd/helm
 
+# k9s is built from the module proxy at the version hack/k9s pins, for the k9s suite, which drives
+# it in tmux.
+k9s: deps
+	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
+	cd hack/k9s && $(GO) build -o ../../bin/k9s github.com/derailed/k9s
+
 run: build
 	./bin/keelson server --data-dir $(DATA_DIR) --secure-port $(PORT)
 
@@ -43,8 +49,8 @@ fmt-check:
 # test runs every unit test, then the behaviour suites in conformance/ against a keelson server
 # they start themselves (unset KUBECONFIG so that they never touch another cluster by accident;
 # run `go test ./conformance/...` with KUBECONFIG set to point them at any cluster).
-test: deps build kubectl helm fmt-check vet
-	env -u KUBECONFIG BIN_keelson=$(CURDIR)/bin/keelson BIN_kubectl=$(CURDIR)/bin/kubectl HELM_BINARY=$(CURDIR)/bin/helm \
+test: deps build kubectl helm k9s fmt-check vet
+	env -u KUBECONFIG BIN_keelson=$(CURDIR)/bin/keelson BIN_kubectl=$(CURDIR)/bin/kubectl HELM_BINARY=$(CURDIR)/bin/helm K9S_BINARY=$(CURDIR)/bin/k9s \
 		$(GO) test -count=1 -timeout 25m ./...
 
 # generate rewrites the committed generated code (the OpenAPI definitions) from go.mod's modules.

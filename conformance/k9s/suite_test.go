@@ -1,9 +1,8 @@
 // Package k9s holds the behaviour suite of the cluster as k9s, the terminal UI for Kubernetes,
 // shows it: the k9s binary named by K9S_BINARY runs in a detached tmux session of a fixed size
 // against any cluster (KUBECONFIG) or a keelson server the suite starts, the suite types its
-// commands with send-keys and reads what a user would see with capture-pane. Without K9S_BINARY
-// the suite skips, so that the repository's tests do not depend on a k9s build; with it, tmux
-// must be on PATH.
+// commands with send-keys and reads what a user would see with capture-pane. `make test` builds
+// k9s from hack/k9s and sets K9S_BINARY; without it the suite skips. tmux must be on PATH.
 package k9s
 
 import (
