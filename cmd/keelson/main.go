@@ -15,6 +15,7 @@ import (
 
 	"github.com/keelson/keelson/apis/apiserver"
 	"github.com/keelson/keelson/controllers/controllermanager"
+	"github.com/keelson/keelson/controllers/podgc"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -69,6 +70,10 @@ func runServer(ctx context.Context, name string, args []string) error {
 	maxMutating := fs.Int("max-mutating-requests-inflight", 200, "the most mutating requests served at once; more get 429 (0: no limit)")
 	disableAgent := fs.Bool("disable-agent", false, "run the control plane only, without the node agent")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	podGCThreshold := podgc.DefaultTerminatedThreshold
+	if name == "server" {
+		fs.IntVar(&podGCThreshold, "terminated-pod-gc-threshold", podgc.DefaultTerminatedThreshold, "terminated pods kept before the oldest are deleted (<= 0: keep them all)")
+	}
 	_ = fs.Parse(args)
 
 	var level slog.Level
@@ -99,7 +104,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 				return err
 			}
 			go func() {
-				errc <- controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), Log: log.With("component", "controller-manager")})
+				errc <- controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), TerminatedPodGCThreshold: podGCThreshold, Log: log.With("component", "controller-manager")})
 			}()
 		}
 		fmt.Printf("Keelson is ready (%s). To use it:\n\n  export KUBECONFIG=%s\n\n", time.Since(begin).Round(time.Millisecond), s.KubeconfigPath)
@@ -114,6 +119,7 @@ func runControllerManager(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("controller-manager", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
 	rootCA := fs.String("root-ca-file", "", "CA bundle to publish as kube-root-ca.crt (default: the kubeconfig's CA)")
+	podGCThreshold := fs.Int("terminated-pod-gc-threshold", podgc.DefaultTerminatedThreshold, "terminated pods kept before the oldest are deleted (<= 0: keep them all)")
 	_ = fs.Parse(args)
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
@@ -130,5 +136,5 @@ func runControllerManager(ctx context.Context, args []string) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "controller-manager")
-	return controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: ca, Log: log})
+	return controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: ca, TerminatedPodGCThreshold: *podGCThreshold, Log: log})
 }

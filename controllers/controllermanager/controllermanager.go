@@ -21,7 +21,10 @@ import (
 type Options struct {
 	// RootCA is the CA bundle published to every namespace as kube-root-ca.crt.
 	RootCA []byte
-	Log    *slog.Logger
+	// TerminatedPodGCThreshold is how many terminated pods are kept before the oldest are
+	// deleted (<= 0: all are kept), upstream's --terminated-pod-gc-threshold.
+	TerminatedPodGCThreshold int
+	Log                      *slog.Logger
 	// Election tunes leader election; zero values take upstream's defaults.
 	Election manager.Options
 }
@@ -62,7 +65,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		pgc, err := podgc.New(c, podgc.DefaultTerminatedThreshold)
+		pgc, err := podgc.New(c, opts.TerminatedPodGCThreshold)
 		if err != nil {
 			return nil, err
 		}
