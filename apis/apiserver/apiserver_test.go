@@ -3,55 +3,21 @@ package apiserver_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/apis/apiserver/apiservertest"
 	"github.com/keelson/keelson/registry/etcd"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // start runs an API server in this process and returns a client for it.
 func start(t *testing.T, opts apiserver.Options) kubernetes.Interface {
-	t.Helper()
-	opts.DataDir = t.TempDir()
-	opts.BindAddress = "127.0.0.1"
-	opts.Port = freePort(t)
-	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan *apiserver.Server, 1)
-	errc := make(chan error, 1)
-	go func() { errc <- apiserver.Run(ctx, opts, started) }()
-	t.Cleanup(func() { cancel(); <-errc })
-	var s *apiserver.Server
-	select {
-	case s = <-started:
-	case err := <-errc:
-		t.Fatal(err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.KubeconfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kubernetes.NewForConfigOrDie(cfg)
+	return kubernetes.NewForConfigOrDie(apiservertest.Start(t, opts))
 }
 
 // The API server runs on an etcd it did not start, with upstream's keys, and keeps its objects

@@ -149,10 +149,10 @@ var _ = Describe("Create, read, update, delete", func() {
 		Expect(got.Data).To(Equal(map[string]string{"b": "2", "c": "3", "d": "4"}))
 		Expect(got.Labels).To(HaveKeyWithValue("extra", "yes"))
 
-		d, err := client.AppsV1().Deployments(ns).Create(ctx, deployment("web", 1), metav1.CreateOptions{})
+		_, err = client.AppsV1().Deployments(ns).Create(ctx, deployment("web", 1), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		// Strategic merge keys containers by name: the patch changes one container's image in place.
-		d, err = client.AppsV1().Deployments(ns).Patch(ctx, "web", types.StrategicMergePatchType,
+		d, err := client.AppsV1().Deployments(ns).Patch(ctx, "web", types.StrategicMergePatchType,
 			[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:1.38"}]}}}}`), metav1.PatchOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(d.Spec.Template.Spec.Containers).To(HaveLen(1))

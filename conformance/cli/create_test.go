@@ -94,9 +94,9 @@ var _ = Describe("Creating objects", func() {
 
 		// The same manifest again: every object already exists.
 		r := kubectlFails(ctx, "-n", ns, "create", "-f", path)
-		Expect(r.code).To(Equal(1))
-		Expect(r.stdout).To(BeEmpty())
-		Expect(r.stderr).To(Equal(
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stdout).To(BeEmpty())
+		Expect(r.Stderr).To(Equal(
 			`Error from server (AlreadyExists): error when creating "` + path + `": deployments.apps "shop" already exists` + "\n" +
 				`Error from server (AlreadyExists): error when creating "` + path + `": services "shop" already exists` + "\n" +
 				`Error from server (AlreadyExists): error when creating "` + path + `": configmaps "shop-config" already exists` + "\n"))
@@ -133,7 +133,7 @@ var _ = Describe("Creating objects", func() {
 
 		Expect(kubectl(ctx, "-n", ns, "create", "deployment", "dry", "--image=nginx", "--dry-run=server", "-o", "name")).To(Equal("deployment.apps/dry\n"))
 		r := kubectlFails(ctx, "-n", ns, "get", "deployment", "dry")
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): deployments.apps "dry" not found` + "\n"))
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): deployments.apps "dry" not found` + "\n"))
 	})
 
 	It("creates a configmap from literals", func(ctx SpecContext) {
@@ -143,8 +143,8 @@ var _ = Describe("Creating objects", func() {
 		Expect(cm.Data).To(Equal(map[string]string{"color": "blue", "size": "10"}))
 
 		r := kubectlFails(ctx, "-n", ns, "create", "configmap", "settings", "--from-literal=color=red")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`error: failed to create configmap: configmaps "settings" already exists` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`error: failed to create configmap: configmaps "settings" already exists` + "\n"))
 	})
 
 	It("creates a generic secret", func(ctx SpecContext) {

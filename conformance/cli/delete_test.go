@@ -14,7 +14,7 @@ var _ = Describe("Deleting objects", func() {
 	notFound := func(ctx SpecContext, kind, resource, name string) {
 		GinkgoHelper()
 		r := kubectlFails(ctx, "-n", ns, "get", kind, name)
-		Expect(r.stderr).To(Equal(fmt.Sprintf(`Error from server (NotFound): %s %q not found`, resource, name) + "\n"))
+		Expect(r.Stderr).To(Equal(fmt.Sprintf(`Error from server (NotFound): %s %q not found`, resource, name) + "\n"))
 	}
 
 	It("deletes by name and waits until the object is gone", func(ctx SpecContext) {
@@ -29,11 +29,11 @@ var _ = Describe("Deleting objects", func() {
 		notFound(ctx, "deployment", "deployments.apps", "web")
 
 		r := kubectlFails(ctx, "-n", ns, "delete", "configmap", "doomed")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): configmaps "doomed" not found` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): configmaps "doomed" not found` + "\n"))
 		r = run(ctx, invocation{}, "-n", ns, "delete", "configmap", "doomed", "--ignore-not-found")
-		Expect(r.code).To(Equal(0), "%s", r)
-		Expect(r.stdout + r.stderr).To(BeEmpty())
+		Expect(r.Code).To(Equal(0), "%s", r)
+		Expect(r.Stdout + r.Stderr).To(BeEmpty())
 	})
 
 	It("deletes by label selector", func(ctx SpecContext) {
@@ -44,9 +44,9 @@ var _ = Describe("Deleting objects", func() {
 		Expect(kubectl(ctx, "-n", ns, "delete", "configmaps", "-l", "app=doomed")).To(Equal(fmt.Sprintf(
 			"configmap \"a\" deleted from %[1]s namespace\nconfigmap \"b\" deleted from %[1]s namespace\nconfigmap \"c\" deleted from %[1]s namespace\n", ns)))
 		r := run(ctx, invocation{}, "-n", ns, "get", "configmaps", "-l", "app=doomed")
-		Expect(r.code).To(Equal(0), "%s", r)
-		Expect(r.stdout).To(BeEmpty())
-		Expect(r.stderr).To(Equal(fmt.Sprintf("No resources found in %s namespace.\n", ns)))
+		Expect(r.Code).To(Equal(0), "%s", r)
+		Expect(r.Stdout).To(BeEmpty())
+		Expect(r.Stderr).To(Equal(fmt.Sprintf("No resources found in %s namespace.\n", ns)))
 		Expect(kubectl(ctx, "-n", ns, "get", "configmaps", "-l", "app=kept", "-o", "name")).To(Equal("configmap/kept\n"))
 
 		// A selector matching nothing deletes nothing, and says so (on stdout, unlike get).
@@ -59,10 +59,10 @@ var _ = Describe("Deleting objects", func() {
 		// A garbage collector orphans the dependents and removes the finalizer (at once, here);
 		// until one has, the object waits terminating with the orphan finalizer.
 		r := run(ctx, invocation{}, "-n", ns, "get", "deployment", "web", "-o", "jsonpath={.metadata.finalizers} {.metadata.deletionGracePeriodSeconds}")
-		if r.code == 0 {
-			Expect(r.stdout).To(Equal(`["orphan"] 0`))
+		if r.Code == 0 {
+			Expect(r.Stdout).To(Equal(`["orphan"] 0`))
 		} else {
-			Expect(r.stderr).To(Equal("Error from server (NotFound): deployments.apps \"web\" not found\n"))
+			Expect(r.Stderr).To(Equal("Error from server (NotFound): deployments.apps \"web\" not found\n"))
 		}
 	})
 
@@ -72,12 +72,12 @@ var _ = Describe("Deleting objects", func() {
 		// A garbage collector removes the finalizer once no dependents remain (at once, here);
 		// until one has, the object waits with deletionTimestamp and the finalizer.
 		r := run(ctx, invocation{}, "-n", ns, "get", "deployment", "web", "-o", "jsonpath={.metadata.finalizers} {.metadata.deletionTimestamp}")
-		if r.code == 0 {
-			Expect(r.stdout).To(HavePrefix(`["foregroundDeletion"] 20`))
+		if r.Code == 0 {
+			Expect(r.Stdout).To(HavePrefix(`["foregroundDeletion"] 20`))
 			// Deleting it again is accepted and changes nothing.
 			Expect(kubectl(ctx, "-n", ns, "delete", "deployment", "web", "--wait=false")).To(Equal(fmt.Sprintf("deployment.apps \"web\" deleted from %s namespace\n", ns)))
 		} else {
-			Expect(r.stderr).To(Equal("Error from server (NotFound): deployments.apps \"web\" not found\n"))
+			Expect(r.Stderr).To(Equal("Error from server (NotFound): deployments.apps \"web\" not found\n"))
 		}
 	})
 

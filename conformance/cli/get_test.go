@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keelson/keelson/conformance/cluster"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -197,14 +198,14 @@ var _ = Describe("Reading objects", func() {
 
 		// Nothing matches: kubectl says so on stderr and succeeds.
 		r := run(ctx, invocation{}, "-n", ns, "get", "configmaps", "-l", "app=nothing")
-		Expect(r.code).To(Equal(0), "%s", r)
-		Expect(r.stdout).To(BeEmpty())
-		Expect(r.stderr).To(Equal(fmt.Sprintf("No resources found in %s namespace.\n", ns)))
+		Expect(r.Code).To(Equal(0), "%s", r)
+		Expect(r.Stdout).To(BeEmpty())
+		Expect(r.Stderr).To(Equal(fmt.Sprintf("No resources found in %s namespace.\n", ns)))
 
 		// An unsupported field is refused by the server.
 		r = kubectlFails(ctx, "-n", ns, "get", "configmaps", "--field-selector", "data.color=blue")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (BadRequest): Unable to find "/v1, Resource=configmaps" that match label selector "", field selector "data.color=blue": "data.color" is not a known field selector: only "metadata.name", "metadata.namespace"` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`Error from server (BadRequest): Unable to find "/v1, Resource=configmaps" that match label selector "", field selector "data.color=blue": "data.color" is not a known field selector: only "metadata.name", "metadata.namespace"` + "\n"))
 	})
 
 	It("pages through a list with --chunk-size and prints every object once", func(ctx SpecContext) {
@@ -226,10 +227,10 @@ var _ = Describe("Reading objects", func() {
 
 		// It really paged: four requests of two, each after the first carrying a continue token.
 		r := run(ctx, invocation{}, "-n", ns, "get", "configmaps", "-l", "app=pages", "--chunk-size=2", "-o", "name", "-v=6")
-		Expect(r.code).To(Equal(0), "%s", r)
+		Expect(r.Code).To(Equal(0), "%s", r)
 		re := regexp.MustCompile(`"Response" verb="GET" url="[^"]*/namespaces/` + ns + `/configmaps\?([^"]*)" status="200 OK"`)
-		requests := re.FindAllStringSubmatch(r.stderr, -1)
-		Expect(requests).To(HaveLen(4), r.stderr)
+		requests := re.FindAllStringSubmatch(r.Stderr, -1)
+		Expect(requests).To(HaveLen(4), r.Stderr)
 		Expect(requests[0][1]).NotTo(ContainSubstring("continue="))
 		for _, req := range requests[1:] {
 			Expect(req[1]).To(ContainSubstring("continue="))
@@ -257,7 +258,7 @@ var _ = Describe("Reading objects", func() {
 		watchCtx, cancel := context.WithTimeout(ctx, commandTimeout)
 		defer cancel()
 		cmd := command(watchCtx, invocation{}, "-n", ns, "get", "configmaps", "-w", "--output-watch-events", "-o", "name")
-		stdout, stderr := &syncBuffer{}, &syncBuffer{}
+		stdout, stderr := &cluster.SyncBuffer{}, &cluster.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		Expect(cmd.Start()).To(Succeed())
 		done := make(chan error, 1)
@@ -281,7 +282,7 @@ var _ = Describe("Reading objects", func() {
 		watchCtx, cancel := context.WithTimeout(ctx, commandTimeout)
 		defer cancel()
 		cmd := command(watchCtx, invocation{}, "-n", ns, "get", "configmaps", "-l", "app=w", "-w", "--output-watch-events")
-		stdout, stderr := &syncBuffer{}, &syncBuffer{}
+		stdout, stderr := &cluster.SyncBuffer{}, &cluster.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		Expect(cmd.Start()).To(Succeed())
 		defer func() {
@@ -298,20 +299,20 @@ var _ = Describe("Reading objects", func() {
 
 	It("get of a missing object fails with NotFound", func(ctx SpecContext) {
 		r := kubectlFails(ctx, "-n", ns, "get", "configmaps", "nope")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stdout).To(BeEmpty())
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): configmaps "nope" not found` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stdout).To(BeEmpty())
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): configmaps "nope" not found` + "\n"))
 
 		r = kubectlFails(ctx, "-n", ns, "get", "deployment", "nope", "-o", "json")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): deployments.apps "nope" not found` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): deployments.apps "nope" not found` + "\n"))
 
 		r = run(ctx, invocation{}, "-n", ns, "get", "configmaps", "nope", "--ignore-not-found")
-		Expect(r.code).To(Equal(0), "%s", r)
-		Expect(r.stdout + r.stderr).To(BeEmpty())
+		Expect(r.Code).To(Equal(0), "%s", r)
+		Expect(r.Stdout + r.Stderr).To(BeEmpty())
 
 		r = kubectlFails(ctx, "get", "nosuchkind")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`error: the server doesn't have a resource type "nosuchkind"` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`error: the server doesn't have a resource type "nosuchkind"` + "\n"))
 	})
 })

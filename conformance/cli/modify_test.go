@@ -82,8 +82,8 @@ Events:  <none>
 
 	It("fails to describe a missing object", func(ctx SpecContext) {
 		r := kubectlFails(ctx, "-n", ns, "describe", "configmap", "nope")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): configmaps "nope" not found` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): configmaps "nope" not found` + "\n"))
 	})
 })
 
@@ -108,9 +108,9 @@ var _ = Describe("Changing objects", func() {
 		mustCreateConfigMap(ctx, ns, configMap("settings", nil, map[string]string{"color": "blue"}))
 		rv := kubectl(ctx, "-n", ns, "get", "configmap", "settings", "-o", "jsonpath={.metadata.resourceVersion}")
 		r := run(ctx, invocation{env: editor(`s/^  color: nothing-here$//`)}, "-n", ns, "edit", "configmap", "settings")
-		Expect(r.code).To(Equal(0), "%s", r)
-		Expect(r.stdout).To(BeEmpty())
-		Expect(r.stderr).To(Equal("Edit cancelled, no changes made.\n"))
+		Expect(r.Code).To(Equal(0), "%s", r)
+		Expect(r.Stdout).To(BeEmpty())
+		Expect(r.Stderr).To(Equal("Edit cancelled, no changes made.\n"))
 		Expect(kubectl(ctx, "-n", ns, "get", "configmap", "settings", "-o", "jsonpath={.metadata.resourceVersion}")).To(Equal(rv))
 	})
 
@@ -120,8 +120,8 @@ var _ = Describe("Changing objects", func() {
 		Expect(kubectl(ctx, "-n", ns, "get", "configmaps", "-l", "tier=front", "-o", "name")).To(Equal("configmap/settings\n"))
 
 		r := kubectlFails(ctx, "-n", ns, "label", "configmap", "settings", "tier=back")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal("error: 'tier' already has a value (front), and --overwrite is false\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal("error: 'tier' already has a value (front), and --overwrite is false\n"))
 
 		Expect(kubectl(ctx, "-n", ns, "label", "configmap", "settings", "tier=back", "--overwrite")).To(Equal("configmap/settings labeled\n"))
 		Expect(kubectl(ctx, "-n", ns, "get", "configmap", "settings", "-o", "jsonpath={.metadata.labels}")).To(Equal(`{"tier":"back"}`))
@@ -141,8 +141,8 @@ var _ = Describe("Changing objects", func() {
 		Expect(kubectl(ctx, "-n", ns, "get", "configmap", "settings", "-o", "jsonpath={.metadata.annotations.note}")).To(Equal("first"))
 
 		r := kubectlFails(ctx, "-n", ns, "annotate", "configmap", "settings", "note=second")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal("error: --overwrite is false but found the following declared annotation(s): 'note' already has a value (first)\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal("error: --overwrite is false but found the following declared annotation(s): 'note' already has a value (first)\n"))
 		Expect(kubectl(ctx, "-n", ns, "get", "configmap", "settings", "-o", "jsonpath={.metadata.annotations.note}")).To(Equal("first"))
 
 		Expect(kubectl(ctx, "-n", ns, "annotate", "configmap", "settings", "note=second", "--overwrite")).To(Equal("configmap/settings annotated\n"))
@@ -180,17 +180,17 @@ var _ = Describe("Changing objects", func() {
 
 		// A JSON patch whose test fails is refused.
 		r := kubectlFails(ctx, "-n", ns, "patch", "configmap", "settings", "--type=json", "-p", `[{"op":"test","path":"/data/b","value":"9"}]`)
-		Expect(r.code).To(Equal(1))
+		Expect(r.Code).To(Equal(1))
 		// Upstream answers 422 with no kind, name or causes (NewGenericServerResponse with an empty
 		// GroupResource), which kubectl prints as below.
-		Expect(r.stderr).To(Equal("The request is invalid: the server rejected our request due to an error in our request\n"))
+		Expect(r.Stderr).To(Equal("The request is invalid: the server rejected our request due to an error in our request\n"))
 		Expect(kubectl(ctx, "-n", ns, "get", "configmap", "settings", "-o", "jsonpath={.data}")).To(Equal(`{"b":"2","c":"3","d":"4"}`))
 	})
 
 	It("patches a missing object with NotFound", func(ctx SpecContext) {
 		r := kubectlFails(ctx, "-n", ns, "patch", "configmap", "nope", "-p", `{"data":{"a":"1"}}`)
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): configmaps "nope" not found` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): configmaps "nope" not found` + "\n"))
 	})
 
 	// Fails on keelson while it serves no OpenAPI: replace validates with --validate=strict.
@@ -219,8 +219,8 @@ var _ = Describe("Changing objects", func() {
 		Expect(kubectl(ctx, "-n", ns, "get", "service", "shop", "-o", "jsonpath={.spec.clusterIP}")).NotTo(BeEmpty())
 		cmPath := writeFile("missing-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: missing\n")
 		r := kubectlFails(ctx, "-n", ns, "replace", "-f", cmPath)
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(Equal(`Error from server (NotFound): error when replacing "` + cmPath + `": configmaps "missing" not found` + "\n"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(Equal(`Error from server (NotFound): error when replacing "` + cmPath + `": configmaps "missing" not found` + "\n"))
 	})
 
 	It("scales a deployment", func(ctx SpecContext) {
@@ -234,8 +234,8 @@ var _ = Describe("Changing objects", func() {
 		Expect(kubectl(ctx, "-n", ns, "scale", "deployment", "web", "--current-replicas=3", "--replicas=0")).To(Equal("deployment.apps/web scaled\n"))
 		Expect(kubectl(ctx, "-n", ns, "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}")).To(Equal("0"))
 		r := kubectlFails(ctx, "-n", ns, "scale", "deployment", "web", "--current-replicas=5", "--replicas=2")
-		Expect(r.code).To(Equal(1))
-		Expect(r.stderr).To(ContainSubstring("Expected replicas to be 5, was 0"))
+		Expect(r.Code).To(Equal(1))
+		Expect(r.Stderr).To(ContainSubstring("Expected replicas to be 5, was 0"))
 		Expect(kubectl(ctx, "-n", ns, "get", "deployment", "web", "-o", "jsonpath={.spec.replicas}")).To(Equal("0"))
 	})
 })

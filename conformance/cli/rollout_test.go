@@ -1,37 +1,11 @@
 package cli
 
 import (
-	"context"
-	"time"
-
+	"github.com/keelson/keelson/conformance/cluster"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
-
-// markPodsReady stands in for a kubelet until the spec ends: pods of ns become Running and Ready.
-func markPodsReady(ns string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	DeferCleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			if list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
-				for _, p := range list.Items {
-					if p.Status.Phase != corev1.PodRunning && p.DeletionTimestamp == nil {
-						_, _ = client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType,
-							[]byte(`{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`),
-							metav1.PatchOptions{}, "status")
-					}
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-}
 
 var _ = Describe("Rollouts", func() {
 	var ns string
@@ -43,7 +17,7 @@ var _ = Describe("Rollouts", func() {
 	})
 
 	It("follows a rollout to the end, lists its history and undoes it", func(ctx SpecContext) {
-		markPodsReady(ns)
+		cluster.MarkPodsReady(client, ns)
 		kubectl(ctx, "-n", ns, "create", "deployment", "web", "--image=busybox:1", "--replicas=2")
 		Expect(kubectl(ctx, "-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")).To(HaveSuffix("deployment \"web\" successfully rolled out\n"))
 		kubectl(ctx, "-n", ns, "set", "image", "deployment/web", "busybox=busybox:2")
@@ -55,7 +29,7 @@ var _ = Describe("Rollouts", func() {
 	})
 
 	It("holds a paused rollout until it is resumed", func(ctx SpecContext) {
-		markPodsReady(ns)
+		cluster.MarkPodsReady(client, ns)
 		kubectl(ctx, "-n", ns, "create", "deployment", "web", "--image=busybox:1")
 		Expect(kubectl(ctx, "-n", ns, "rollout", "status", "deployment/web", "--timeout=60s")).To(HaveSuffix("deployment \"web\" successfully rolled out\n"))
 		Expect(kubectl(ctx, "-n", ns, "rollout", "pause", "deployment/web")).To(Equal("deployment.apps/web paused\n"))
@@ -76,7 +50,7 @@ var _ = Describe("Rollouts", func() {
 		kubectl(ctx, "-n", ns, "create", "deployment", "stuck", "--image=busybox:1")
 		kubectl(ctx, "-n", ns, "patch", "deployment", "stuck", "-p", `{"spec":{"progressDeadlineSeconds":2}}`)
 		r := kubectlFails(ctx, "-n", ns, "rollout", "status", "deployment/stuck", "--timeout=60s")
-		Expect(r.stderr).To(Equal("error: deployment \"stuck\" exceeded its progress deadline\n"), "%s", r)
+		Expect(r.Stderr).To(Equal("error: deployment \"stuck\" exceeded its progress deadline\n"), "%s", r)
 		Expect(kubectl(ctx, "-n", ns, "get", "deployment", "stuck", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].status} {.status.conditions[?(@.type==\"Progressing\")].message}")).
 			To(MatchRegexp(`^False ReplicaSet "stuck-[a-z0-9]+" has timed out progressing\.$`))
 	})

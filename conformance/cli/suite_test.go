@@ -6,15 +6,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,18 +65,6 @@ func newNamespace(ctx context.Context) string {
 	return cluster.Namespace(ctx, client, "keelson-cli-")
 }
 
-// result is what one kubectl invocation did.
-type result struct {
-	args   []string
-	stdout string
-	stderr string
-	code   int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("kubectl %s\nexit code: %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
-}
-
 // invocation describes how to run kubectl beyond its arguments.
 type invocation struct {
 	env   []string
@@ -98,24 +83,10 @@ func command(ctx context.Context, inv invocation, args ...string) *exec.Cmd {
 }
 
 // run runs kubectl to completion and reports what it did, whatever the outcome.
-func run(ctx context.Context, inv invocation, args ...string) result {
+func run(ctx context.Context, inv invocation, args ...string) cluster.Result {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
-	cmd := command(ctx, inv, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	default:
-		Fail(fmt.Sprintf("running kubectl %s: %v", strings.Join(args, " "), err))
-	}
-	Expect(ctx.Err()).NotTo(HaveOccurred(), "kubectl did not finish in %s:\n%s", commandTimeout, r)
-	return r
+	return cluster.RunCommand(ctx, command(ctx, inv, args...), args)
 }
 
 // kubectl runs kubectl, which must succeed and print nothing on stderr, and returns its stdout.
@@ -127,16 +98,16 @@ func kubectl(ctx context.Context, args ...string) string {
 func kubectlWith(ctx context.Context, inv invocation, args ...string) string {
 	GinkgoHelper()
 	r := run(ctx, inv, args...)
-	Expect(r.code).To(Equal(0), "%s", r)
-	Expect(r.stderr).To(BeEmpty(), "kubectl printed on stderr where upstream prints nothing:\n%s", r)
-	return r.stdout
+	Expect(r.Code).To(Equal(0), "%s", r)
+	Expect(r.Stderr).To(BeEmpty(), "kubectl printed on stderr where upstream prints nothing:\n%s", r)
+	return r.Stdout
 }
 
 // kubectlFails runs kubectl, which must fail, and returns what it did.
-func kubectlFails(ctx context.Context, args ...string) result {
+func kubectlFails(ctx context.Context, args ...string) cluster.Result {
 	GinkgoHelper()
 	r := run(ctx, invocation{}, args...)
-	Expect(r.code).NotTo(Equal(0), "kubectl succeeded where it should fail:\n%s", r)
+	Expect(r.Code).NotTo(Equal(0), "kubectl succeeded where it should fail:\n%s", r)
 	return r
 }
 
@@ -178,24 +149,6 @@ func writeFile(name, content string) string {
 	path := filepath.Join(GinkgoT().TempDir(), name)
 	Expect(os.WriteFile(path, []byte(content), 0o644)).To(Succeed())
 	return path
-}
-
-// syncBuffer collects a background process's output while the spec reads it.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // writeFileAt replaces the content of a file written by writeFile.

@@ -4,7 +4,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -34,25 +32,7 @@ type Cluster struct {
 
 	cmd  *exec.Cmd
 	port int
-	log  *syncBuffer
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log  *SyncBuffer
 }
 
 // Start returns the cluster named by KUBECONFIG, or starts a Keelson server.
@@ -89,7 +69,7 @@ func tune(cfg *rest.Config) *rest.Config {
 }
 
 func (c *Cluster) launch(bin string) error {
-	c.log = &syncBuffer{}
+	c.log = &SyncBuffer{}
 	c.cmd = exec.Command(bin, "server", "--disable-agent", "--data-dir", c.DataDir, "--secure-port", strconv.Itoa(c.port), "--bind-address", "127.0.0.1")
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {

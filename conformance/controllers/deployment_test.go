@@ -1,9 +1,7 @@
 package controllers
 
 import (
-	"context"
-	"time"
-
+	"github.com/keelson/keelson/conformance/cluster"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,30 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
-
-// readyPods plays the kubelet's part for a namespace until the spec ends: every pod is marked
-// Running and Ready, so that ReplicaSets count it available.
-func readyPods(ns string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	DeferCleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err == nil {
-				for _, p := range list.Items {
-					if p.Status.Phase == corev1.PodRunning || p.DeletionTimestamp != nil {
-						continue
-					}
-					status := `{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`
-					_, _ = client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, []byte(status), metav1.PatchOptions{}, "status")
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-}
 
 func deploymentOf(name string, replicas int32) *appsv1.Deployment {
 	labels := map[string]string{"deploy": name}
@@ -67,7 +41,7 @@ var _ = Describe("Deployments", func() {
 	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
 
 	It("roll out through a ReplicaSet, roll a new template out within maxSurge, and keep revisions", func(ctx SpecContext) {
-		readyPods(ns)
+		cluster.MarkPodsReady(client, ns)
 		_, err := client.AppsV1().Deployments(ns).Create(ctx, deploymentOf("web", 3), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Eventually(func(g Gomega) {

@@ -7,10 +7,7 @@
 package helm
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,21 +69,9 @@ func newNamespace(ctx context.Context) string {
 	return cluster.Namespace(ctx, client, "keelson-helm-")
 }
 
-// result is what one helm invocation did.
-type result struct {
-	args   []string
-	stdout string
-	stderr string
-	code   int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("helm %s\nexit code: %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
-}
-
 // run runs helm with the cluster's kubeconfig and this run's helm home, to completion, and
 // reports what it did, whatever the outcome.
-func run(ctx context.Context, args ...string) result {
+func run(ctx context.Context, args ...string) cluster.Result {
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	full := append([]string{"--kubeconfig", testCluster.Kubeconfig}, args...)
@@ -102,29 +87,16 @@ func run(ctx context.Context, args ...string) result {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	default:
-		Fail(fmt.Sprintf("running helm %s: %v", strings.Join(args, " "), err))
-	}
-	Expect(ctx.Err()).NotTo(HaveOccurred(), "helm did not finish in %s:\n%s", commandTimeout, r)
-	return r
+	return cluster.RunCommand(ctx, cmd, args)
 }
 
 // helm runs helm, which must succeed and print nothing on stderr, and returns its stdout.
 func helm(ctx context.Context, args ...string) string {
 	GinkgoHelper()
 	r := run(ctx, args...)
-	Expect(r.code).To(Equal(0), "%s", r)
-	Expect(r.stderr).To(BeEmpty(), "helm printed on stderr where upstream prints nothing:\n%s", r)
-	return r.stdout
+	Expect(r.Code).To(Equal(0), "%s", r)
+	Expect(r.Stderr).To(BeEmpty(), "helm printed on stderr where upstream prints nothing:\n%s", r)
+	return r.Stdout
 }
 
 // writeChart writes files (paths relative to the chart) into a new chart directory and returns it.

@@ -148,9 +148,7 @@ func (c *controller) claim(ctx context.Context, d *appsv1.Deployment, sel labels
 		case ref != nil && ref.UID == d.UID:
 			owned = append(owned, rs)
 		case ref == nil && sel.Matches(labels.Set(rs.Labels)) && rs.DeletionTimestamp == nil:
-			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
-				d.Name, d.UID, rs.UID)
-			adopted, err := c.client.AppsV1().ReplicaSets(d.Namespace).Patch(ctx, rs.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+			adopted, err := c.client.AppsV1().ReplicaSets(d.Namespace).Patch(ctx, rs.Name, types.StrategicMergePatchType, manager.AdoptPatch(appsv1.SchemeGroupVersion.WithKind("Deployment"), d, rs.UID), metav1.PatchOptions{})
 			if apierrors.IsNotFound(err) {
 				continue
 			}

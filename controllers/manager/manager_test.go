@@ -3,15 +3,14 @@ package manager_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/apis/apiserver/apiservertest"
 	"github.com/keelson/keelson/controllers/manager"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // recorder is a controller that notes while it runs.
@@ -42,29 +41,9 @@ func (r *recorder) running() bool {
 
 // One of two managers leads; when it stops, the other takes over within the lease time.
 func TestStandbyTakesOver(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	started := make(chan *apiserver.Server, 1)
-	go func() {
-		_ = apiserver.Run(ctx, apiserver.Options{DataDir: t.TempDir(), BindAddress: "127.0.0.1", Port: port,
-			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, started)
-	}()
-	var s *apiserver.Server
-	select {
-	case s = <-started:
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.KubeconfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := apiservertest.Start(t, apiserver.Options{})
 	opts := manager.Options{LeaseName: "test-election", LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	first, second := &recorder{name: "first"}, &recorder{name: "second"}

@@ -6,7 +6,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -94,4 +97,17 @@ func (l *Loop) EnqueueNamespaces(inf cache.SharedIndexInformer) error {
 	}
 	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }})
 	return err
+}
+
+// ActiveNamespace tells whether the namespace exists and is not being deleted, the condition for
+// the controllers that put objects into every namespace.
+func ActiveNamespace(namespaces corelisters.NamespaceLister, name string) (bool, error) {
+	ns, err := namespaces.Get(name)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return ns.DeletionTimestamp == nil && ns.Status.Phase != corev1.NamespaceTerminating, nil
 }

@@ -4,47 +4,27 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/apis/apiserver/apiservertest"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/podgc"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // The collector keeps the newest terminated pods up to its threshold, and fails unscheduled pods
 // that are being deleted. It runs here alone against a real API server, with a threshold of 2.
 func TestTerminatedThresholdAndUnscheduledTerminating(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	started := make(chan *apiserver.Server, 1)
-	go func() {
-		_ = apiserver.Run(ctx, apiserver.Options{DataDir: t.TempDir(), BindAddress: "127.0.0.1", Port: port, Log: log}, started)
-	}()
-	var s *apiserver.Server
-	select {
-	case s = <-started:
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.KubeconfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := apiservertest.Start(t, apiserver.Options{})
 	client := kubernetes.NewForConfigOrDie(cfg)
 	pods := client.CoreV1().Pods("default")
 

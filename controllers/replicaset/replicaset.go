@@ -6,7 +6,6 @@ package replicaset
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -308,14 +307,11 @@ func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector 
 				owned = append(owned, p)
 				continue
 			}
-			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, rs.UID, p.UID)
-			if _, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			if _, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.ReleasePatch(rs.UID, p.UID), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
 				return nil, err
 			}
 		case ref == nil && matches && p.DeletionTimestamp == nil && rs.DeletionTimestamp == nil:
-			patch := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":%q,"kind":%q,"name":%q,"uid":%q,"controller":true,"blockOwnerDeletion":true}],"uid":%q}}`,
-				c.kind.gvk.GroupVersion().String(), c.kind.gvk.Kind, rs.Name, rs.UID, p.UID)
-			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.AdoptPatch(c.kind.gvk, rs, p.UID), metav1.PatchOptions{})
 			if apierrors.IsNotFound(err) {
 				continue
 			}

@@ -59,15 +59,8 @@ func New(c *manager.Context, caPEM []byte) (manager.Controller, error) {
 }
 
 func (c *controller) sync(ctx context.Context, namespace string) (time.Duration, error) {
-	ns, err := c.nsLister.Get(namespace)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	if active, err := manager.ActiveNamespace(c.nsLister, namespace); !active || err != nil {
 		return 0, err
-	}
-	if ns.DeletionTimestamp != nil {
-		return 0, nil
 	}
 	want := map[string]string{DataKey: c.caPEM}
 	current, err := c.cmLister.ConfigMaps(namespace).Get(ConfigMapName)

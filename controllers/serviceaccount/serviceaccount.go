@@ -51,20 +51,13 @@ func New(c *manager.Context) (manager.Controller, error) {
 }
 
 func (c *controller) sync(ctx context.Context, namespace string) (time.Duration, error) {
-	ns, err := c.nsLister.Get(namespace)
-	if apierrors.IsNotFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	if active, err := manager.ActiveNamespace(c.nsLister, namespace); !active || err != nil {
 		return 0, err
-	}
-	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return 0, nil
 	}
 	if _, err := c.saLister.ServiceAccounts(namespace).Get(DefaultName); err == nil {
 		return 0, nil
 	}
-	_, err = c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName}}, metav1.CreateOptions{})
+	_, err := c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName}}, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 		// Already there, or the namespace went away meanwhile.
 		return 0, nil
