@@ -16,6 +16,7 @@ import (
 	"github.com/keelson/keelson/apis/apiserver"
 	"github.com/keelson/keelson/controllers/controllermanager"
 	"github.com/keelson/keelson/controllers/podgc"
+	"github.com/keelson/keelson/simulator"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -25,6 +26,9 @@ Usage:
   keelson server [flags]      the whole one-node cluster in one process
   keelson apiserver [flags]   the API server alone
   keelson controller-manager  the controllers alone (--kubeconfig)
+  keelson scheduler           the scheduler alone (--kubeconfig)
+  keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
+                              no container runs on them
   keelson version
 
 Run 'keelson server -h' for the flags.
@@ -43,6 +47,8 @@ func main() {
 		err = runServer(ctx, os.Args[1], os.Args[2:])
 	case "controller-manager":
 		err = runControllerManager(ctx, os.Args[2:])
+	case "simulate-nodes":
+		err = runSimulatedNodes(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(apiserver.GitVersion)
 	case "-h", "--help", "help":
@@ -137,4 +143,29 @@ func runControllerManager(ctx context.Context, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "controller-manager")
 	return controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: ca, TerminatedPodGCThreshold: *podGCThreshold, Log: log})
+}
+
+// runSimulatedNodes runs simulated nodes against the cluster a kubeconfig names until stopped.
+func runSimulatedNodes(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("simulate-nodes", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
+	var opts simulator.Options
+	fs.IntVar(&opts.Count, "count", 1, "how many nodes to run")
+	fs.StringVar(&opts.Prefix, "prefix", "sim-node-", "node name prefix; each name ends in the node's index")
+	fs.StringVar(&opts.CPU, "cpu", "32", "each node's CPU capacity")
+	fs.StringVar(&opts.Memory, "memory", "256Gi", "each node's memory capacity")
+	fs.StringVar(&opts.Pods, "pods", "110", "each node's pod capacity")
+	_ = fs.Parse(args)
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return err
+	}
+	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "simulate-nodes")
+	nodes, err := simulator.Start(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d simulated nodes running (%s0 ...); no container runs on them. Stop with Ctrl-C.\n", opts.Count, opts.Prefix)
+	nodes.Wait()
+	return ctx.Err()
 }
