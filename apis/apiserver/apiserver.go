@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keelson/keelson/apis/admission/priority"
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/discovery"
@@ -189,6 +190,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		return err
 	}
 	s.api.SetHooks(schema.GroupResource{Resource: "services"}, alloc.Hooks())
+	s.api.SetHooks(schema.GroupResource{Resource: "pods"}, rest.Hooks{BeforeCreate: priority.New(s.api).BeforeCreate})
 	s.alloc = alloc
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))
 

@@ -16,6 +16,7 @@ import (
 	"github.com/keelson/keelson/apis/apiserver"
 	"github.com/keelson/keelson/controllers/controllermanager"
 	"github.com/keelson/keelson/controllers/podgc"
+	"github.com/keelson/keelson/scheduler"
 	"github.com/keelson/keelson/simulator"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -47,6 +48,8 @@ func main() {
 		err = runServer(ctx, os.Args[1], os.Args[2:])
 	case "controller-manager":
 		err = runControllerManager(ctx, os.Args[2:])
+	case "scheduler":
+		err = runScheduler(ctx, os.Args[2:])
 	case "simulate-nodes":
 		err = runSimulatedNodes(ctx, os.Args[2:])
 	case "version":
@@ -112,6 +115,9 @@ func runServer(ctx context.Context, name string, args []string) error {
 			go func() {
 				errc <- controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), TerminatedPodGCThreshold: podGCThreshold, Log: log.With("component", "controller-manager")})
 			}()
+			go func() {
+				errc <- scheduler.Run(ctx, cfg, scheduler.Options{Log: log.With("component", "scheduler")})
+			}()
 		}
 		fmt.Printf("Keelson is ready (%s). To use it:\n\n  export KUBECONFIG=%s\n\n", time.Since(begin).Round(time.Millisecond), s.KubeconfigPath)
 	case err := <-errc:
@@ -168,4 +174,23 @@ func runSimulatedNodes(ctx context.Context, args []string) error {
 	fmt.Printf("%d simulated nodes running (%s0 ...); no container runs on them. Stop with Ctrl-C.\n", opts.Count, opts.Prefix)
 	nodes.Wait()
 	return ctx.Err()
+}
+
+// runScheduler runs a scheduler alone against the cluster a kubeconfig names.
+func runScheduler(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("scheduler", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
+	var opts scheduler.Options
+	fs.StringVar(&opts.SchedulerName, "scheduler-name", scheduler.DefaultSchedulerName, "the spec.schedulerName of the pods to schedule")
+	fs.StringVar(&opts.ScoringStrategy, "scoring-strategy", scheduler.LeastAllocated, "resource scoring: LeastAllocated (spread) or MostAllocated (pack)")
+	_ = fs.Parse(args)
+	if opts.ScoringStrategy != scheduler.LeastAllocated && opts.ScoringStrategy != scheduler.MostAllocated {
+		return fmt.Errorf("--scoring-strategy must be %s or %s", scheduler.LeastAllocated, scheduler.MostAllocated)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return err
+	}
+	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "scheduler")
+	return scheduler.Run(ctx, cfg, opts)
 }
