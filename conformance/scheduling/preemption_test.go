@@ -1,0 +1,116 @@
+package scheduling
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/keelson/keelson/simulator"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// simulatedFleet runs simulated nodes of 4 CPUs in the test's process for the spec: nodes
+// whose pods run and, when deleted, go, as a kubelet would make them.
+func simulatedFleet(ctx context.Context, n int) *fleet {
+	GinkgoHelper()
+	f := &fleet{group: utilrand.String(6)}
+	simCtx, stop := context.WithCancel(context.Background())
+	nodes, err := simulator.Start(simCtx, testCluster.Config, simulator.Options{Count: n, Prefix: "sched-" + f.group + "-", CPU: "4",
+		Labels: map[string]string{groupLabel: f.group}})
+	Expect(err).NotTo(HaveOccurred())
+	f.names = nodes.Names()
+	DeferCleanup(func(ctx SpecContext) {
+		stop()
+		nodes.Wait()
+		for _, name := range f.names {
+			_ = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
+		}
+	})
+	return f
+}
+
+func priorityClass(ctx context.Context, value int32, policy corev1.PreemptionPolicy) string {
+	GinkgoHelper()
+	name := "keelson-sched-" + utilrand.String(6)
+	_, err := client.SchedulingV1().PriorityClasses().Create(ctx, &schedulingv1.PriorityClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name}, Value: value, PreemptionPolicy: &policy,
+	}, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func(ctx SpecContext) { _ = client.SchedulingV1().PriorityClasses().Delete(ctx, name, metav1.DeleteOptions{}) })
+	return name
+}
+
+var _ = Describe("Scheduler preemption", func() {
+	It("evicts a lower-priority pod to make room for a higher-priority one", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		f := simulatedFleet(ctx, 1)
+		high := priorityClass(ctx, 1000, corev1.PreemptLowerPriority)
+		create(ctx, ns, f.pod("low", "3", nil))
+		Expect(scheduled(ctx, ns, "low")).To(Equal(f.names[0]))
+		low, err := client.CoreV1().Pods(ns).Get(ctx, "low", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		w, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=low", ResourceVersion: low.ResourceVersion})
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+
+		create(ctx, ns, f.pod("high", "3", func(p *corev1.Pod) { p.Spec.PriorityClassName = high }))
+		Expect(scheduled(ctx, ns, "high")).To(Equal(f.names[0]))
+
+		var target *corev1.PodCondition
+		for ev := range w.ResultChan() {
+			p := ev.Object.(*corev1.Pod)
+			for i := range p.Status.Conditions {
+				if p.Status.Conditions[i].Type == corev1.DisruptionTarget {
+					target = &p.Status.Conditions[i]
+				}
+			}
+			if ev.Type == watch.Deleted {
+				break
+			}
+		}
+		Expect(target).NotTo(BeNil(), "the victim was not marked as a disruption target")
+		Expect(target.Reason).To(Equal("PreemptionByScheduler"))
+		Expect(target.Message).To(Equal("default-scheduler: preempting to accommodate a higher priority pod"))
+
+		highPod, err := client.CoreV1().Pods(ns).Get(ctx, "high", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(*highPod.Spec.Priority).To(BeEquivalentTo(1000))
+		Expect(highPod.Status.NominatedNodeName).To(Equal(f.names[0]))
+		Eventually(func() []string { return events(ctx, ns, "low", "Preempted") }).WithContext(ctx).
+			Should(ContainElement(fmt.Sprintf("Preempted by pod %s on node %s", highPod.UID, f.names[0])))
+	})
+
+	It("does not preempt for a pod whose class says Never, nor evict pods of equal priority", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		f := simulatedFleet(ctx, 1)
+		polite := priorityClass(ctx, 1000, corev1.PreemptNever)
+		create(ctx, ns, f.pod("low", "3", nil))
+		scheduled(ctx, ns, "low")
+		create(ctx, ns, f.pod("polite", "3", func(p *corev1.Pod) { p.Spec.PriorityClassName = polite }))
+		msg := unschedulable(ctx, ns, "polite")
+		Expect(msg).To(ContainSubstring("1 Insufficient cpu"))
+		Expect(msg).To(HaveSuffix(". preemption: not eligible due to preemptionPolicy=Never."))
+
+		create(ctx, ns, f.pod("peer", "3", nil))
+		msg = unschedulable(ctx, ns, "peer")
+		Expect(msg).To(MatchRegexp(`preemption: 0/\d+ nodes are available: .*1 No preemption victims found for incoming pod`))
+		_, err := client.CoreV1().Pods(ns).Get(ctx, "low", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+	})
+
+	It("refuses a pod naming a PriorityClass that does not exist", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		_, err := client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "p"},
+			Spec:       corev1.PodSpec{PriorityClassName: "no-such-class", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}, metav1.CreateOptions{})
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal(`pods "p" is forbidden: no PriorityClass with name no-such-class was found`))
+	})
+})
