@@ -42,7 +42,9 @@ func priorityClass(ctx context.Context, value int32, policy corev1.PreemptionPol
 		ObjectMeta: metav1.ObjectMeta{Name: name}, Value: value, PreemptionPolicy: &policy,
 	}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func(ctx SpecContext) { _ = client.SchedulingV1().PriorityClasses().Delete(ctx, name, metav1.DeleteOptions{}) })
+	DeferCleanup(func(ctx SpecContext) {
+		_ = client.SchedulingV1().PriorityClasses().Delete(ctx, name, metav1.DeleteOptions{})
+	})
 	return name
 }
 
