@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // User is an authenticated identity.
@@ -79,12 +80,20 @@ func (a *Authenticator) Authenticate(r *http.Request) (*User, error) {
 		return nil, nil
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: a.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-		return nil, ErrInvalidCredential
+	if len(r.TLS.VerifiedChains) > 0 {
+		// The handshake verified the chain against the same roots, for client auth; only the
+		// validity period can have changed since, on a long-lived connection.
+		if now := time.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+			return nil, ErrInvalidCredential
+		}
+	} else {
+		inter := x509.NewCertPool()
+		for _, c := range r.TLS.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: a.roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			return nil, ErrInvalidCredential
+		}
 	}
 	groups := append([]string{}, leaf.Subject.Organization...)
 	groups = append(groups, GroupAuthenticated)

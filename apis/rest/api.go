@@ -50,6 +50,18 @@ type storage struct {
 	cache *watchcache.Cache
 }
 
+// cached is the object at key as the watch cache last saw it, or nil; writes start from it to
+// save a read from etcd.
+func (st *storage) cached(key string) runtime.Object {
+	if st.cache == nil {
+		return nil
+	}
+	if o, ok, _ := st.cache.Get(key); ok {
+		return o
+	}
+	return nil
+}
+
 // API serves resource requests.
 type API struct {
 	catalogue *catalogue.Catalogue

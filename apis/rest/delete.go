@@ -113,7 +113,7 @@ func (h *handler) deleteObject(ctx context.Context, name string, opts *metav1.De
 	if h.mustMarkForDeletion(current, opts, grace) {
 		var marked runtime.Object
 		var result runtime.Object
-		result, err := h.st.store.Update(ctx, key, func(obj runtime.Object) (runtime.Object, error) {
+		result, err := h.st.store.Update(ctx, key, h.st.cached(key), func(obj runtime.Object) (runtime.Object, error) {
 			if err := h.checkPreconditions(name, obj, opts.Preconditions); err != nil {
 				return nil, err
 			}

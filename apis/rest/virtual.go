@@ -98,7 +98,8 @@ func (a *API) bind(ctx context.Context, namespace string, b *corev1.Binding) err
 		return apierrors.NewInvalid(schema.GroupKind{Kind: "Binding"}, b.Name, fieldErrors("target.name", "must be set"))
 	}
 	pods := a.storageFor(schema.GroupResource{Resource: "pods"})
-	_, err := pods.store.Update(ctx, pods.store.Key(namespace, b.Name), func(current runtime.Object) (runtime.Object, error) {
+	key := pods.store.Key(namespace, b.Name)
+	_, err := pods.store.Update(ctx, key, pods.cached(key), func(current runtime.Object) (runtime.Object, error) {
 		pod := current.(*corev1.Pod)
 		if pod.DeletionTimestamp != nil {
 			return nil, apierrors.NewConflict(schema.GroupResource{Resource: "pods/binding"}, b.Name, errors.New("pod is being deleted, cannot be assigned to a host"))

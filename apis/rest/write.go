@@ -348,7 +348,7 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 	strat := strategy.For(h.res, strategySubresource(spec.subresource))
 	key := h.st.store.Key(h.info.Namespace, h.info.Name)
 	var dryRunResult runtime.Object
-	result, err := h.st.store.Update(ctx, key, func(current runtime.Object) (runtime.Object, error) {
+	result, err := h.st.store.Update(ctx, key, h.st.cached(key), func(current runtime.Object) (runtime.Object, error) {
 		servedCurrent, err := h.served(current)
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
-// Command keelson-bench measures the API server as clients see it: create, get, list and
-// watch-delivery throughput with latency percentiles. It starts a keelson server of its own unless
-// --kubeconfig names a cluster (so the same run can measure an upstream peer).
+// Command keelson-bench measures the cluster as clients see it: the API server's create, get,
+// list and watch-delivery throughput with latency percentiles, and the scheduler's throughput
+// onto simulated nodes. It starts a keelson server of its own (with its scheduler and controller
+// manager) unless --kubeconfig names a cluster (so the same run can measure an upstream peer).
 package main
 
 import (
@@ -9,12 +10,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"net/http"
+	_ "net/http/pprof"
+	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/controllers/controllermanager"
+	"github.com/keelson/keelson/scheduler"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
@@ -29,7 +36,21 @@ func main() {
 	objects := flag.Int("objects", 2000, "objects to create")
 	workers := flag.Int("workers", 16, "concurrent clients")
 	lists := flag.Int("lists", 50, "full lists to time")
+	suites := flag.String("suites", "api,scheduler", "what to measure: api, scheduler or both")
+	nodes := flag.Int("nodes", 1000, "simulated nodes for the scheduler benchmark")
+	pods := flag.Int("pods", 10000, "pods for the scheduler benchmark")
+	replicas := flag.Int("replicas", 1000, "replicas of the Deployment the scheduler benchmark rolls out")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (server included when started here) to this file")
 	flag.Parse()
+	if addr := os.Getenv("KEELSON_BENCH_PPROF"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -40,6 +61,21 @@ func main() {
 	}
 	defer stop()
 	cfg.QPS, cfg.Burst = -1, 0
+	for _, suite := range strings.Split(*suites, ",") {
+		switch suite {
+		case "api":
+			benchAPI(ctx, cfg, *objects, *workers, *lists)
+		case "scheduler":
+			benchScheduler(ctx, cfg, *nodes, *pods, *replicas, *workers)
+		default:
+			fmt.Fprintf(os.Stderr, "unknown suite %q\n", suite)
+			os.Exit(2)
+		}
+	}
+}
+
+// benchAPI measures the API server on ConfigMaps.
+func benchAPI(ctx context.Context, cfg *rest.Config, objects, workers, lists int) {
 	c := kubernetes.NewForConfigOrDie(cfg)
 	ns := "bench-" + utilrand.String(5)
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -47,8 +83,9 @@ func main() {
 		os.Exit(1)
 	}
 	defer c.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	fmt.Println("API server")
 
-	fmt.Printf("objects=%d workers=%d (ConfigMaps of ~1 KiB)\n\n", *objects, *workers)
+	fmt.Printf("objects=%d workers=%d (ConfigMaps of ~1 KiB)\n\n", objects, workers)
 	fmt.Printf("%-22s %10s %10s %10s %10s\n", "operation", "ops/s", "p50", "p99", "max")
 
 	payload := map[string]string{"data": string(make([]byte, 1000))}
@@ -80,13 +117,13 @@ func main() {
 				}
 				time.Sleep(time.Microsecond) // the create's response is still on its way
 			}
-			if len(delivery) == *objects {
+			if len(delivery) == objects {
 				return
 			}
 		}
 	}()
 
-	report("create", run(*objects, *workers, func(i int) error {
+	report("create", run(objects, workers, func(i int) error {
 		name := fmt.Sprintf("cm-%06d", i)
 		_, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: payload}, metav1.CreateOptions{})
 		createdAt.Store(name, time.Now())
@@ -96,35 +133,35 @@ func main() {
 	case <-watchDone:
 		report("watch delivery", result{latencies: delivery})
 	case <-time.After(30 * time.Second):
-		fmt.Printf("watch delivery: only %d of %d events arrived\n", len(delivery), *objects)
+		fmt.Printf("watch delivery: only %d of %d events arrived\n", len(delivery), objects)
 	}
 	w.Stop()
 
-	report("get", run(*objects, *workers, func(i int) error {
+	report("get", run(objects, workers, func(i int) error {
 		_, err := c.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("cm-%06d", i), metav1.GetOptions{})
 		return err
 	}))
-	report("get (rv=0, cache)", run(*objects, *workers, func(i int) error {
+	report("get (rv=0, cache)", run(objects, workers, func(i int) error {
 		_, err := c.CoreV1().ConfigMaps(ns).Get(ctx, fmt.Sprintf("cm-%06d", i), metav1.GetOptions{ResourceVersion: "0"})
 		return err
 	}))
-	report(fmt.Sprintf("list %d (consistent)", *objects), run(*lists, 1, func(int) error {
+	report(fmt.Sprintf("list %d (consistent)", objects), run(lists, 1, func(int) error {
 		_, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 		return err
 	}))
-	report(fmt.Sprintf("list %d (rv=0)", *objects), run(*lists, 1, func(int) error {
+	report(fmt.Sprintf("list %d (rv=0)", objects), run(lists, 1, func(int) error {
 		_, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		return err
 	}))
-	report("list 500/page (etcd)", run(*lists, 1, func(int) error {
+	report("list 500/page (etcd)", run(lists, 1, func(int) error {
 		_, err := c.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{Limit: 500})
 		return err
 	}))
-	report("update", run(*objects, *workers, func(i int) error {
+	report("update", run(objects, workers, func(i int) error {
 		_, err := c.CoreV1().ConfigMaps(ns).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%06d", i)}, Data: map[string]string{"v": "2"}}, metav1.UpdateOptions{})
 		return err
 	}))
-	report("delete", run(*objects, *workers, func(i int) error {
+	report("delete", run(objects, workers, func(i int) error {
 		return c.CoreV1().ConfigMaps(ns).Delete(ctx, fmt.Sprintf("cm-%06d", i), metav1.DeleteOptions{})
 	}))
 }
@@ -216,11 +253,18 @@ func cluster(ctx context.Context, kubeconfig string) (*rest.Config, func(), erro
 		errc <- apiserver.Run(ctx, apiserver.Options{DataDir: dir, BindAddress: "127.0.0.1", Port: 0,
 			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, started)
 	}()
-	stop := func() { cancel(); <-errc; os.RemoveAll(dir) }
+	var wg sync.WaitGroup
+	stop := func() { cancel(); wg.Wait(); <-errc; os.RemoveAll(dir) }
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	select {
 	case s := <-started:
 		cfg, err := clientcmd.BuildConfigFromFlags("", s.KubeconfigPath)
-		return cfg, stop, err
+		if err != nil {
+			return nil, nil, err
+		}
+		wg.Go(func() { _ = controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), Log: quiet}) })
+		wg.Go(func() { _ = scheduler.Run(ctx, cfg, scheduler.Options{Log: quiet}) })
+		return cfg, stop, nil
 	case err := <-errc:
 		return nil, nil, err
 	}

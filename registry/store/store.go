@@ -168,8 +168,17 @@ var ErrNoChange = errors.New("store: no change")
 // Update applies tryUpdate to the current object and writes the result if the object was not
 // changed in between; otherwise it reads again and retries. A result that encodes to the same
 // bytes is not written, and the current object is returned with its resourceVersion unchanged.
-func (s *Store) Update(ctx context.Context, key string, tryUpdate UpdateFunc) (runtime.Object, error) {
+//
+// suggestion, if not nil, is the object as a cache last saw it. The first attempt starts from it
+// and so saves a read from etcd; it commits only if the object is still at that revision, and any
+// other outcome (a conflict, an error from tryUpdate, no change) is decided again on a fresh read.
+func (s *Store) Update(ctx context.Context, key string, suggestion runtime.Object, tryUpdate UpdateFunc) (runtime.Object, error) {
 	defer s.observed("update", time.Now())
+	if suggestion != nil {
+		if updated, ok := s.updateSuggested(ctx, key, suggestion, tryUpdate); ok {
+			return updated, nil
+		}
+	}
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
 		return nil, s.etcdError(err)
@@ -214,6 +223,41 @@ func (s *Store) Update(ctx context.Context, key string, tryUpdate UpdateFunc) (r
 		// Someone wrote in between: start again from what is there now.
 		resp = (*clientv3.GetResponse)(txn.Responses[0].GetResponseRange())
 	}
+}
+
+// updateSuggested makes the first attempt of an update from a cached object; ok says it wrote.
+func (s *Store) updateSuggested(ctx context.Context, key string, suggestion runtime.Object, tryUpdate UpdateFunc) (runtime.Object, bool) {
+	m, err := meta.Accessor(suggestion)
+	if err != nil {
+		return nil, false
+	}
+	rev, err := strconv.ParseInt(m.GetResourceVersion(), 10, 64)
+	if err != nil || rev == 0 {
+		return nil, false
+	}
+	updated, err := tryUpdate(suggestion.DeepCopyObject())
+	if err != nil {
+		return nil, false
+	}
+	data, err := s.encode(updated)
+	if err != nil {
+		return nil, false
+	}
+	// (encode clears the revision, so it gets a copy: the suggestion belongs to a cache.)
+	if old, err := s.encode(suggestion.DeepCopyObject()); err != nil || bytes.Equal(data, old) {
+		return nil, false
+	}
+	txn, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil || !txn.Succeeded {
+		return nil, false
+	}
+	if err := setRevision(updated, txn.Header.Revision); err != nil {
+		return nil, false
+	}
+	return updated, true
 }
 
 // Delete removes the object at key after check accepts the current object, retrying if it changes

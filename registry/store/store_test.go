@@ -76,18 +76,24 @@ func TestCreateIsOnlyIfAbsent(t *testing.T) {
 	}
 }
 
-// Concurrent read-modify-write updates are retried on conflict inside the store, so none is lost.
+// Concurrent read-modify-write updates are retried on conflict inside the store, so none is lost,
+// even when every writer starts from the same soon-stale suggestion, as from a cache.
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
-	if _, err := s.Create(ctx, s.Key("ns", "counter"), cm("counter", map[string]string{})); err != nil {
+	created, err := s.Create(ctx, s.Key("ns", "counter"), cm("counter", map[string]string{}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	const writers = 10
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() {
-			_, err := s.Update(ctx, s.Key("ns", "counter"), func(cur runtime.Object) (runtime.Object, error) {
+			suggestion := created
+			if i%2 == 0 {
+				suggestion = nil
+			}
+			_, err := s.Update(ctx, s.Key("ns", "counter"), suggestion, func(cur runtime.Object) (runtime.Object, error) {
 				c := cur.(*corev1.ConfigMap)
 				if c.Data == nil {
 					c.Data = map[string]string{}
@@ -111,12 +117,43 @@ func TestUpdateWithoutChangeDoesNotWrite(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	created, _ := s.Create(ctx, s.Key("ns", "a"), cm("a", map[string]string{"v": "1"}))
-	same, err := s.Update(ctx, s.Key("ns", "a"), func(cur runtime.Object) (runtime.Object, error) { return cur, nil })
+	same, err := s.Update(ctx, s.Key("ns", "a"), created, func(cur runtime.Object) (runtime.Object, error) { return cur, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if same.(*corev1.ConfigMap).ResourceVersion != created.(*corev1.ConfigMap).ResourceVersion {
 		t.Fatal("a no-op update wrote a new revision")
+	}
+}
+
+// An update that is a no-op against a stale suggestion is decided on the current object: here it
+// is not a no-op, and a precondition that fails on the stale object holds on the current one.
+func TestUpdateDecidesOnTheCurrentObjectWhenTheSuggestionIsStale(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	key := s.Key("ns", "a")
+	stale, _ := s.Create(ctx, key, cm("a", map[string]string{"v": "1"}))
+	current, err := s.Update(ctx, key, nil, func(cur runtime.Object) (runtime.Object, error) {
+		cur.(*corev1.ConfigMap).Data["v"] = "2"
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRV := current.(*corev1.ConfigMap).ResourceVersion
+	got, err := s.Update(ctx, key, stale, func(cur runtime.Object) (runtime.Object, error) {
+		c := cur.(*corev1.ConfigMap)
+		if c.ResourceVersion != wantRV {
+			return nil, errors.New("conflict")
+		}
+		c.Data["v"] = "1"
+		return c, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.(*corev1.ConfigMap).Data["v"]; v != "1" {
+		t.Fatalf("v = %s", v)
 	}
 }
 
