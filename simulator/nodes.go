@@ -91,6 +91,7 @@ type Nodes struct {
 	// stops end one node's heartbeat each, for tests of nodes that die.
 	mu    sync.Mutex
 	stops map[string]context.CancelFunc
+	dead  map[string]bool
 }
 
 // Start registers the nodes, waits until they exist, and runs them until ctx is done; Wait
@@ -104,7 +105,7 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Nodes, error) 
 	if err != nil {
 		return nil, err
 	}
-	n := &Nodes{opts: opts, client: client, index: map[string]int{}, done: make(chan struct{}), stops: map[string]context.CancelFunc{}}
+	n := &Nodes{opts: opts, client: client, index: map[string]int{}, done: make(chan struct{}), stops: map[string]context.CancelFunc{}, dead: map[string]bool{}}
 	for i := range opts.Count {
 		name := fmt.Sprintf("%s%d", opts.Prefix, i)
 		n.index[name] = i
@@ -144,14 +145,21 @@ func Start(ctx context.Context, cfg *rest.Config, opts Options) (*Nodes, error) 
 // Names are the nodes' names.
 func (n *Nodes) Names() []string { return n.names }
 
-// StopHeartbeat stops one node's heartbeat, as if its kubelet died: its lease is no longer
-// renewed and its status no longer posted. Its pods are left as they are.
+// StopHeartbeat stops one node, as if its kubelet died: its lease is no longer renewed, its
+// status no longer posted, and its pods are left as they are, even when deleted.
 func (n *Nodes) StopHeartbeat(name string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if stop, ok := n.stops[name]; ok {
 		stop()
+		n.dead[name] = true
 	}
+}
+
+func (n *Nodes) isDead(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dead[name]
 }
 
 // Wait blocks until the nodes have stopped.

@@ -96,6 +96,9 @@ func (r *podRunner) sync(ctx context.Context, key string) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
+	if r.nodes.isDead(pod.Spec.NodeName) {
+		return 0, nil
+	}
 	pods := r.nodes.client.CoreV1().Pods(ns)
 	if pod.DeletionTimestamp != nil {
 		// The containers are stopped at once; the kubelet then removes the pod for good.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/keelson/keelson/apis/apiserver"
 	"github.com/keelson/keelson/controllers/controllermanager"
+	"github.com/keelson/keelson/controllers/nodeipam"
+	"github.com/keelson/keelson/controllers/nodelifecycle"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/scheduler"
 	"github.com/keelson/keelson/simulator"
@@ -79,9 +81,10 @@ func runServer(ctx context.Context, name string, args []string) error {
 	maxMutating := fs.Int("max-mutating-requests-inflight", 200, "the most mutating requests served at once; more get 429 (0: no limit)")
 	disableAgent := fs.Bool("disable-agent", false, "run the control plane only, without the node agent")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	podGCThreshold := podgc.DefaultTerminatedThreshold
+	cmOpts := controllermanager.Options{TerminatedPodGCThreshold: podgc.DefaultTerminatedThreshold}
 	if name == "server" {
-		fs.IntVar(&podGCThreshold, "terminated-pod-gc-threshold", podgc.DefaultTerminatedThreshold, "terminated pods kept before the oldest are deleted (<= 0: keep them all)")
+		controllerManagerFlags(fs, &cmOpts)
+		fs.StringVar(&cmOpts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "range of pod IPs, cut into a podCIDR per node (empty: no podCIDRs)")
 	}
 	_ = fs.Parse(args)
 
@@ -113,7 +116,8 @@ func runServer(ctx context.Context, name string, args []string) error {
 				return err
 			}
 			go func() {
-				errc <- controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), TerminatedPodGCThreshold: podGCThreshold, Log: log.With("component", "controller-manager")})
+				cmOpts.RootCA, cmOpts.Log = s.CAPEM(), log.With("component", "controller-manager")
+				errc <- controllermanager.Run(ctx, cfg, cmOpts)
 			}()
 			go func() {
 				errc <- scheduler.Run(ctx, cfg, scheduler.Options{Log: log.With("component", "scheduler")})
@@ -131,8 +135,16 @@ func runControllerManager(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("controller-manager", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the cluster")
 	rootCA := fs.String("root-ca-file", "", "CA bundle to publish as kube-root-ca.crt (default: the kubeconfig's CA)")
-	podGCThreshold := fs.Int("terminated-pod-gc-threshold", podgc.DefaultTerminatedThreshold, "terminated pods kept before the oldest are deleted (<= 0: keep them all)")
+	var opts controllermanager.Options
+	controllerManagerFlags(fs, &opts)
+	allocate := fs.Bool("allocate-node-cidrs", false, "give each node a podCIDR from --cluster-cidr")
+	fs.StringVar(&opts.ClusterCIDR, "cluster-cidr", "", "range of pod IPs, for --allocate-node-cidrs")
 	_ = fs.Parse(args)
+	if !*allocate {
+		opts.ClusterCIDR = ""
+	} else if opts.ClusterCIDR == "" {
+		return errors.New("--allocate-node-cidrs needs --cluster-cidr")
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
 		return err
@@ -147,8 +159,9 @@ func runControllerManager(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "controller-manager")
-	return controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: ca, TerminatedPodGCThreshold: *podGCThreshold, Log: log})
+	opts.RootCA = ca
+	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "controller-manager")
+	return controllermanager.Run(ctx, cfg, opts)
 }
 
 // runSimulatedNodes runs simulated nodes against the cluster a kubeconfig names until stopped.
@@ -193,4 +206,11 @@ func runScheduler(ctx context.Context, args []string) error {
 	}
 	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "scheduler")
 	return scheduler.Run(ctx, cfg, opts)
+}
+
+// controllerManagerFlags are the controller manager's flags that keelson server shares.
+func controllerManagerFlags(fs *flag.FlagSet, opts *controllermanager.Options) {
+	fs.IntVar(&opts.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", podgc.DefaultTerminatedThreshold, "terminated pods kept before the oldest are deleted (<= 0: keep them all)")
+	fs.DurationVar(&opts.NodeMonitorGracePeriod, "node-monitor-grace-period", nodelifecycle.DefaultMonitorGracePeriod, "how long a node may go without a heartbeat before it is marked Unknown")
+	fs.IntVar(&opts.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultNodeMaskSize, "prefix length of each node's podCIDR")
 }

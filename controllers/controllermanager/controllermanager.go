@@ -5,15 +5,19 @@ package controllermanager
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/keelson/keelson/controllers/deployment"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
+	"github.com/keelson/keelson/controllers/nodeipam"
+	"github.com/keelson/keelson/controllers/nodelifecycle"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/controllers/replicaset"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
+	"github.com/keelson/keelson/controllers/tainteviction"
 	"k8s.io/client-go/rest"
 )
 
@@ -24,7 +28,14 @@ type Options struct {
 	// TerminatedPodGCThreshold is how many terminated pods are kept before the oldest are
 	// deleted (<= 0: all are kept), upstream's --terminated-pod-gc-threshold.
 	TerminatedPodGCThreshold int
-	Log                      *slog.Logger
+	// NodeMonitorGracePeriod is how long a node may go without a heartbeat before it is marked
+	// Unknown (0: upstream's 50s).
+	NodeMonitorGracePeriod time.Duration
+	// ClusterCIDR, if set, is cut into NodeCIDRMaskSize ranges given to nodes as their podCIDR
+	// (upstream's --allocate-node-cidrs with --cluster-cidr).
+	ClusterCIDR      string
+	NodeCIDRMaskSize int
+	Log              *slog.Logger
 	// Election tunes leader election; zero values take upstream's defaults.
 	Election manager.Options
 }
@@ -69,6 +80,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc}, nil
+		lifecycle, err := nodelifecycle.New(c, opts.NodeMonitorGracePeriod)
+		if err != nil {
+			return nil, err
+		}
+		eviction, err := tainteviction.New(c)
+		if err != nil {
+			return nil, err
+		}
+		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction}
+		if opts.ClusterCIDR != "" {
+			ipam, err := nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
+			if err != nil {
+				return nil, err
+			}
+			controllers = append(controllers, ipam)
+		}
+		return controllers, nil
 	})
 }

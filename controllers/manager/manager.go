@@ -11,12 +11,16 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 )
 
 // Controller is one control loop. Run blocks until ctx is done.
@@ -32,6 +36,14 @@ type Context struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
 	Log       *slog.Logger
+
+	events record.EventBroadcaster
+}
+
+// Recorder returns an event recorder that reports as component (the controller's name in
+// events' source, as upstream's controllers report).
+func (c *Context) Recorder(component string) record.EventRecorder {
+	return c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
 }
 
 // Builder makes the controllers of one leadership term.
@@ -83,7 +95,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options, build Builder) err
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
 					opts.Log.Info("leading: starting controllers", "lease", opts.LeaseNamespace+"/"+opts.LeaseName, "identity", id)
-					c := &Context{Config: cfg, Client: client, Informers: informers.NewSharedInformerFactory(client, 0), Log: opts.Log}
+					c := &Context{Config: cfg, Client: client, Informers: informers.NewSharedInformerFactory(client, 0), Log: opts.Log,
+						events: record.NewBroadcaster(record.WithContext(ctx))}
+					c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+					defer c.events.Shutdown()
 					controllers, err := build(c)
 					if err != nil {
 						opts.Log.Error("building controllers", "err", err)
