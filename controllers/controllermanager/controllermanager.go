@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/keelson/keelson/controllers/deployment"
+	"github.com/keelson/keelson/controllers/disruption"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
@@ -69,6 +70,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc}, nil
+		dis, err := disruption.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, dis}, nil
 	})
 }
