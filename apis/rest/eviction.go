@@ -115,7 +115,8 @@ func evictionDeleteOptions(ev *policyv1.Eviction, opts *metav1.CreateOptions) (*
 	case len(ev.DeleteOptions.DryRun) == 0:
 		ev.DeleteOptions.DryRun = opts.DryRun
 	case len(opts.DryRun) > 0 && !reflect.DeepEqual(opts.DryRun, ev.DeleteOptions.DryRun):
-		return nil, fmt.Errorf("Non-matching dry-run options in request and content: %v and %v", opts.DryRun, ev.DeleteOptions.DryRun) //nolint:staticcheck // upstream's wording
+		//lint:ignore ST1005 upstream's wording
+		return nil, fmt.Errorf("Non-matching dry-run options in request and content: %v and %v", opts.DryRun, ev.DeleteOptions.DryRun)
 	}
 	return ev.DeleteOptions, nil
 }
