@@ -260,6 +260,9 @@ func (h *handler) createObject(ctx context.Context, r *http.Request, obj runtime
 			return nil, err
 		}
 	}
+	if err = h.quota.Admit(ctx, h.res.GroupResource(), m.GetNamespace(), m.GetName(), obj, isDryRun); err != nil {
+		return nil, err
+	}
 	hooks := h.hooks[h.res.GroupResource()]
 	if hooks.BeforeCreate != nil {
 		undo, err := hooks.BeforeCreate(ctx, obj, isDryRun)

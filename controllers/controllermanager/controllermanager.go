@@ -13,6 +13,7 @@ import (
 	"github.com/keelson/keelson/controllers/namespace"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/controllers/replicaset"
+	"github.com/keelson/keelson/controllers/resourcequota"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
 	"k8s.io/client-go/rest"
@@ -74,6 +75,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, dis}, nil
+		rq, err := resourcequota.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, dis, rq}, nil
 	})
 }
