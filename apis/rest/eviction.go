@@ -75,7 +75,9 @@ func (h *handler) serveEviction(w http.ResponseWriter, r *http.Request, out outp
 		return
 	}
 	st.SetGroupVersionKind(statusGVK)
-	h.writeObject(w, out, int(st.Code), st)
+	// Upstream's create handler answers 201 whatever Status the eviction returns, even the
+	// failure of a pod under several budgets (whose code, 500, is only in the body).
+	h.writeObject(w, out, http.StatusCreated, st)
 }
 
 // decodeEviction reads a policy/v1 or policy/v1beta1 Eviction, as upstream accepts both.

@@ -174,11 +174,19 @@ var _ = Describe("Pod disruption budgets", func() {
 			_, err := client.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, b, metav1.CreateOptions{})
 			Expect(err).NotTo(HaveOccurred())
 		}
-		err := evict(ctx, ns, "two-0", nil)
+		// Upstream answers 201 with a failure Status in the body: client-go's Evict takes it for
+		// success, a client that reads the body sees the refusal.
+		var code int
+		res := client.PolicyV1().RESTClient().Post().AbsPath("/api/v1").Namespace(ns).Resource("pods").Name("two-0").SubResource("eviction").
+			Body(&policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "two-0", Namespace: ns}}).Do(ctx).StatusCode(&code)
+		Expect(code).To(Equal(201))
+		_, err := res.Get()
 		Expect(err).To(HaveOccurred())
 		status := err.(apierrors.APIStatus).Status()
 		Expect(status.Code).To(Equal(int32(500)))
 		Expect(status.Message).To(Equal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."))
+		_, err = client.CoreV1().Pods(ns).Get(ctx, "two-0", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
 	})
 
 	It("let pending and terminal pods go without asking the budget", func(ctx SpecContext) {
