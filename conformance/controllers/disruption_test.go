@@ -260,7 +260,7 @@ var _ = Describe("Pod disruption budgets", func() {
 		budgetStatus(ctx, ns, "dep", 3, 1, 3, 2)
 	})
 
-	It("fail safe when a pod's controller has no known scale", func(ctx SpecContext) {
+	It("fail safe when a pod's controller has no scale subresource", func(ctx SpecContext) {
 		owner, err := client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner"}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
@@ -278,7 +278,7 @@ var _ = Describe("Pod disruption budgets", func() {
 			g.Expect(cond).NotTo(BeNil())
 			g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(cond.Reason).To(Equal(policyv1.SyncFailedReason))
-			g.Expect(cond.Message).To(Equal(`found no controllers for pod "odd"`))
+			g.Expect(cond.Message).To(Equal(`ConfigMap does not implement the scale subresource`))
 			g.Expect(pdb.Status.DisruptionsAllowed).To(BeZero())
 		}).WithTimeout(20 * time.Second).Should(Succeed())
 	})

@@ -19,12 +19,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/scale"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 )
@@ -54,6 +59,12 @@ type controller struct {
 	recorder record.EventRecorder
 	events   record.EventBroadcaster
 	now      func() time.Time
+
+	// For controllers of other kinds, the scale subresource: mapper finds the resource of a
+	// kind, scales reads it, discovery tells whether the resource has one.
+	mapper    *restmapper.DeferredDiscoveryRESTMapper
+	scales    scale.ScalesGetter
+	discovery discovery.DiscoveryInterface
 }
 
 // New registers the controller on c's informers.
@@ -65,7 +76,13 @@ func New(c *manager.Context) (manager.Controller, error) {
 	deploys := c.Informers.Apps().V1().Deployments()
 	sets := c.Informers.Apps().V1().StatefulSets()
 	events := record.NewBroadcaster()
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
+	scales, err := scale.NewForConfig(c.Config, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(c.Client.Discovery()))
+	if err != nil {
+		return nil, err
+	}
 	ctl := &controller{
+		mapper: mapper, scales: scales, discovery: c.Client.Discovery(),
 		client: c.Client, pdbs: pdbs.Lister(), pods: pods.Lister(), rcs: rcs.Lister(), rss: rss.Lister(),
 		deploys: deploys.Lister(), sets: sets.Lister(), events: events,
 		recorder: events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "controllermanager"}),
@@ -186,7 +203,7 @@ func (c *controller) trySync(ctx context.Context, pdb *policyv1.PodDisruptionBud
 	if len(pods) == 0 {
 		c.recorder.Eventf(pdb, corev1.EventTypeNormal, "NoPods", "No matching pods found")
 	}
-	expected, desired, unmanaged, err := c.expectedPodCount(pdb, pods)
+	expected, desired, unmanaged, err := c.expectedPodCount(ctx, pdb, pods)
 	if err != nil {
 		c.recorder.Eventf(pdb, corev1.EventTypeWarning, "CalculateExpectedPodCountFailed", "Failed to calculate the number of expected pods: %v", err)
 		return 0, err
@@ -212,10 +229,10 @@ func (c *controller) trySync(ctx context.Context, pdb *policyv1.PodDisruptionBud
 // expectedPodCount is how many pods the budget expects and how many of them must be healthy.
 // An integer minAvailable counts the pods there are; a percentage, or maxUnavailable, counts the
 // scale of the pods' controllers.
-func (c *controller) expectedPodCount(pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod) (expected, desired int32, unmanaged []string, err error) {
+func (c *controller) expectedPodCount(ctx context.Context, pdb *policyv1.PodDisruptionBudget, pods []*corev1.Pod) (expected, desired int32, unmanaged []string, err error) {
 	switch {
 	case pdb.Spec.MaxUnavailable != nil:
-		if expected, unmanaged, err = c.expectedScale(pods); err != nil {
+		if expected, unmanaged, err = c.expectedScale(ctx, pods); err != nil {
 			return
 		}
 		var maxUnavailable int
@@ -227,7 +244,7 @@ func (c *controller) expectedPodCount(pdb *policyv1.PodDisruptionBudget, pods []
 		desired = pdb.Spec.MinAvailable.IntVal
 		expected = int32(len(pods))
 	case pdb.Spec.MinAvailable != nil:
-		if expected, unmanaged, err = c.expectedScale(pods); err != nil {
+		if expected, unmanaged, err = c.expectedScale(ctx, pods); err != nil {
 			return
 		}
 		var minAvailable int
@@ -241,7 +258,7 @@ func (c *controller) expectedPodCount(pdb *policyv1.PodDisruptionBudget, pods []
 
 // expectedScale adds up the scale of the controllers of the pods, each counted once. Pods with
 // no controller are returned apart; a controller of a kind without a known scale is an error.
-func (c *controller) expectedScale(pods []*corev1.Pod) (int32, []string, error) {
+func (c *controller) expectedScale(ctx context.Context, pods []*corev1.Pod) (int32, []string, error) {
 	scales := map[types.UID]int32{}
 	var unmanaged []string
 	for _, pod := range pods {
@@ -254,6 +271,12 @@ func (c *controller) expectedScale(pods []*corev1.Pod) (int32, []string, error) 
 			continue
 		}
 		uid, scale, ok := c.scaleOf(ref, pod.Namespace)
+		if !ok {
+			var err error
+			if uid, scale, ok, err = c.genericScaleOf(ctx, ref, pod.Namespace); err != nil {
+				return 0, nil, err
+			}
+		}
 		if !ok {
 			return 0, nil, fmt.Errorf("found no controllers for pod %q", pod.Name)
 		}
@@ -304,6 +327,55 @@ func (c *controller) scaleOf(ref *metav1.OwnerReference, ns string) (types.UID, 
 		return ss.UID, replicas(ss.Spec.Replicas), true
 	}
 	return "", 0, false
+}
+
+// genericScaleOf reads the scale subresource of a controller of any other kind (a custom
+// resource, say). A kind without one is an error, as upstream reports it.
+func (c *controller) genericScaleOf(ctx context.Context, ref *metav1.OwnerReference, ns string) (types.UID, int32, bool, error) {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return "", 0, false, err
+	}
+	gk := schema.GroupKind{Group: gv.Group, Kind: ref.Kind}
+	mapping, err := c.mapper.RESTMapping(gk, gv.Version)
+	if err != nil {
+		// A kind new since discovery was read is found on a later sync.
+		c.mapper.Reset()
+		return "", 0, false, err
+	}
+	sc, err := c.scales.Scales(ns).Get(ctx, mapping.Resource.GroupResource(), ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		// Either the controller is gone or its kind has no scale subresource.
+		has, err := c.hasScale(mapping.Resource)
+		if err != nil {
+			return "", 0, false, err
+		}
+		if !has {
+			return "", 0, false, fmt.Errorf("%s does not implement the scale subresource", gk.String())
+		}
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, err
+	}
+	if sc.UID != ref.UID {
+		return "", 0, false, nil
+	}
+	return sc.UID, sc.Spec.Replicas, true, nil
+}
+
+// hasScale tells whether a resource serves an autoscaling Scale subresource.
+func (c *controller) hasScale(gvr schema.GroupVersionResource) (bool, error) {
+	list, err := c.discovery.ServerResourcesForGroupVersion(gvr.GroupVersion().String())
+	if err != nil {
+		return false, err
+	}
+	for _, r := range list.APIResources {
+		if r.Name == gvr.Resource+"/scale" && r.Kind == "Scale" && r.Group == "autoscaling" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func groupOf(apiVersion string) string {
