@@ -408,6 +408,9 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 		if errs := strat.ValidateUpdate(obj, current); len(errs) > 0 {
 			return nil, h.invalid(h.info.Name, errs)
 		}
+		if err := h.quota.AdmitUpdate(ctx, h.res.GroupResource(), spec.subresource, h.info.Namespace, h.info.Name, obj, current, spec.dryRun); err != nil {
+			return nil, err
+		}
 		if !spec.fieldsSet {
 			if obj, err = h.trackFields(current, obj, fieldManager(r, spec.manager)); err != nil {
 				return nil, err

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -162,6 +163,35 @@ var _ = Describe("Resource quotas", func() {
 		quotaUsed(ctx, ns, "besteffort", map[corev1.ResourceName]string{"pods": "1"})
 		quotaUsed(ctx, ns, "terminating", map[corev1.ResourceName]string{"pods": "1", "requests.cpu": "250m"})
 		quotaUsed(ctx, ns, "no-priority-class", map[corev1.ResourceName]string{"pods": "3"})
+	})
+
+	It("charge services for their node ports and load balancers, on create and when their type changes", func(ctx SpecContext) {
+		_, err := client.CoreV1().ResourceQuotas(ns).Create(ctx, quota("svc", map[corev1.ResourceName]string{
+			"services": "3", "services.nodeports": "1", "services.loadbalancers": "0",
+		}), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		quotaUsed(ctx, ns, "svc", map[corev1.ResourceName]string{"services": "0", "services.nodeports": "0", "services.loadbalancers": "0"})
+		service := func(name string, typ corev1.ServiceType, ports int) *corev1.Service {
+			s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Type: typ, Selector: map[string]string{"app": name}}}
+			for i := range ports {
+				s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Name: fmt.Sprintf("p%d", i), Port: int32(80 + i)})
+			}
+			return s
+		}
+		_, err = client.CoreV1().Services(ns).Create(ctx, service("a", corev1.ServiceTypeClusterIP, 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = client.CoreV1().Services(ns).Create(ctx, service("b", corev1.ServiceTypeNodePort, 2), metav1.CreateOptions{})
+		Expect(err).To(MatchError(`services "b" is forbidden: exceeded quota: svc, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1`))
+
+		_, err = client.CoreV1().Services(ns).Patch(ctx, "a", types.MergePatchType, []byte(`{"spec":{"type":"NodePort"}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		quotaUsed(ctx, ns, "svc", map[corev1.ResourceName]string{"services": "1", "services.nodeports": "1", "services.loadbalancers": "0"})
+		_, err = client.CoreV1().Services(ns).Create(ctx, service("c", corev1.ServiceTypeLoadBalancer, 1), metav1.CreateOptions{})
+		Expect(err).To(MatchError(`services "c" is forbidden: exceeded quota: svc, requested: services.loadbalancers=1,services.nodeports=1, ` +
+			`used: services.loadbalancers=0,services.nodeports=1, limited: services.loadbalancers=0,services.nodeports=1`))
+
+		Expect(client.CoreV1().Services(ns).Delete(ctx, "a", metav1.DeleteOptions{})).To(Succeed())
+		quotaUsed(ctx, ns, "svc", map[corev1.ResourceName]string{"services": "0", "services.nodeports": "0", "services.loadbalancers": "0"})
 	})
 
 	It("admit concurrent creates no further than the limit", func(ctx SpecContext) {

@@ -44,13 +44,44 @@ func (a *Admission) Admit(ctx context.Context, gr schema.GroupResource, namespac
 	if namespace == "" || ignored[gr] {
 		return nil
 	}
+	return a.admit(ctx, gr, namespace, name, obj, For(gr).Usage(obj, a.now()), dryRun)
+}
+
+// AdmitUpdate checks an update of obj from old and charges what it uses beyond old. Only the
+// kinds whose usage an update can grow are checked, as upstream's evaluators handle updates: a
+// service changing type, a claim growing, a pod resized in place (subresource "resize").
+func (a *Admission) AdmitUpdate(ctx context.Context, gr schema.GroupResource, subresource, namespace, name string, obj, old runtime.Object, dryRun bool) error {
+	switch {
+	case gr == servicesGR && subresource == "", gr == pvcsGR && subresource == "", gr == podsGR && subresource == "resize":
+	default:
+		return nil
+	}
+	now := a.now()
+	ev := For(gr)
+	grown := corev1.ResourceList{}
+	before := ev.Usage(old, now)
+	for n, q := range ev.Usage(obj, now) {
+		if b, ok := before[n]; ok {
+			q = q.DeepCopy()
+			q.Sub(b)
+		}
+		if q.Sign() > 0 {
+			grown[n] = q
+		}
+	}
+	if len(grown) == 0 {
+		return nil
+	}
+	return a.admit(ctx, gr, namespace, name, obj, grown, dryRun)
+}
+
+func (a *Admission) admit(ctx context.Context, gr schema.GroupResource, namespace, name string, obj runtime.Object, usage corev1.ResourceList, dryRun bool) error {
 	quotas, err := a.quotas.List(ctx, namespace)
 	if err != nil || len(quotas) == 0 {
 		return err
 	}
 	forbidden := func(err error) error { return apierrors.NewForbidden(gr, name, err) }
 	ev := For(gr)
-	usage := ev.Usage(obj, a.now())
 	var charged []*corev1.ResourceQuota
 	for _, q := range quotas {
 		if err := check(ev, q, obj, usage); err != nil {
