@@ -104,7 +104,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 			}
 		},
 		// A deleted quota is also a deleted object that count/resourcequotas counted.
-		DeleteFunc: func(o any) { ctl.replenish(quotasGR, o) },
+		DeleteFunc: ctl.replenish,
 	}); err != nil {
 		return nil, err
 	}
@@ -130,16 +130,16 @@ func (c *controller) watchReleases(gr schema.GroupResource, inf cache.SharedInde
 			}
 			now := c.now()
 			if !quota.Equal(ev.Usage(o, now), ev.Usage(n, now)) {
-				c.replenish(gr, cur)
+				c.replenish(cur)
 			}
 		},
-		DeleteFunc: func(o any) { c.replenish(gr, o) },
+		DeleteFunc: c.replenish,
 	})
 	return err
 }
 
 // replenish enqueues the quotas of the namespace of an object that released usage.
-func (c *controller) replenish(_ schema.GroupResource, o any) {
+func (c *controller) replenish(o any) {
 	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 		o = t.Obj
 	}
