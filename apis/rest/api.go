@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keelson/keelson/apis/admission/resourcequota"
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/printers"
 	"github.com/keelson/keelson/apis/request"
@@ -72,6 +73,7 @@ type API struct {
 	hooks     map[schema.GroupResource]Hooks
 	printers  *printers.Set
 	tokens    *serviceaccount.Issuer
+	quota     *resourcequota.Admission
 
 	typeConverter managedfields.TypeConverter
 
@@ -92,6 +94,7 @@ func New(cfg Config) (*API, error) {
 
 		typeConverter: cfg.TypeConverter,
 	}
+	a.quota = resourcequota.New(quotaStorage{a})
 	codec := protobuf.NewSerializer(cfg.Scheme, cfg.Scheme)
 	for _, r := range cfg.Catalogue.Resources() {
 		if r.Virtual || a.storages[r.EtcdPrefix] != nil {

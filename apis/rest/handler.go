@@ -42,6 +42,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	case "token":
 		h.serveTokenRequest(w, r, out)
 		return
+	case "eviction":
+		h.serveEviction(w, r, out)
+		return
 	case "finalize":
 		if h.res.Kind == "Namespace" {
 			h.update(w, r, out)

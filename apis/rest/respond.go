@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,10 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := int(status.Code)
 	if code == 0 {
 		code = http.StatusInternalServerError
+	}
+	if d := status.Details; d != nil && d.RetryAfterSeconds > 0 {
+		// Upstream tells the client when to come back (429s, timeouts); client-go honours it.
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.RetryAfterSeconds)))
 	}
 	if code >= 500 {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -260,6 +260,9 @@ func (h *handler) createObject(ctx context.Context, r *http.Request, obj runtime
 			return nil, err
 		}
 	}
+	if err = h.quota.Admit(ctx, h.res.GroupResource(), m.GetNamespace(), m.GetName(), obj, isDryRun); err != nil {
+		return nil, err
+	}
 	hooks := h.hooks[h.res.GroupResource()]
 	if hooks.BeforeCreate != nil {
 		undo, err := hooks.BeforeCreate(ctx, obj, isDryRun)
@@ -404,6 +407,9 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 		strat.PrepareForUpdate(obj, current)
 		if errs := strat.ValidateUpdate(obj, current); len(errs) > 0 {
 			return nil, h.invalid(h.info.Name, errs)
+		}
+		if err := h.quota.AdmitUpdate(ctx, h.res.GroupResource(), spec.subresource, h.info.Namespace, h.info.Name, obj, current, spec.dryRun); err != nil {
+			return nil, err
 		}
 		if !spec.fieldsSet {
 			if obj, err = h.trackFields(current, obj, fieldManager(r, spec.manager)); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/controllers/deployment"
+	"github.com/keelson/keelson/controllers/disruption"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
@@ -15,6 +16,7 @@ import (
 	"github.com/keelson/keelson/controllers/nodelifecycle"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/controllers/replicaset"
+	"github.com/keelson/keelson/controllers/resourcequota"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
 	"github.com/keelson/keelson/controllers/tainteviction"
@@ -88,7 +90,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction}
+		dis, err := disruption.New(c)
+		if err != nil {
+			return nil, err
+		}
+		rq, err := resourcequota.New(c)
+		if err != nil {
+			return nil, err
+		}
+		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction, dis, rq}
 		if opts.ClusterCIDR != "" {
 			ipam, err := nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
 			if err != nil {
