@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -194,7 +195,15 @@ func (n *Nodes) register(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := n.postStatus(ctx, created); err != nil {
+	// Controllers (node IPAM) may write the new node at once: post the status on the latest.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		err := n.postStatus(ctx, created)
+		if apierrors.IsConflict(err) {
+			created, _ = n.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		}
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return n.renewLease(ctx, created)

@@ -2,6 +2,7 @@ package scheduling
 
 import (
 	"fmt"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -223,6 +224,14 @@ var _ = Describe("Scheduler filters", func() {
 			p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "unbound"}}}}
 		}))
 		Expect(unschedulable(ctx, ns, "waiting")).To(ContainSubstring("pod has unbound immediate PersistentVolumeClaims"))
+	})
+
+	It("holds the kube-scheduler Lease while it schedules", func(ctx SpecContext) {
+		lease, err := client.CoordinationV1().Leases("kube-system").Get(ctx, "kube-scheduler", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(lease.Spec.HolderIdentity).NotTo(BeNil())
+		Expect(*lease.Spec.HolderIdentity).NotTo(BeEmpty())
+		Expect(lease.Spec.RenewTime.Time).To(BeTemporally("~", time.Now(), 30*time.Second))
 	})
 
 	It("leaves pods for another scheduler alone", func(ctx SpecContext) {

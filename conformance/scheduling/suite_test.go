@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 )
 
 var (
@@ -74,11 +75,19 @@ func newFleet(ctx context.Context, n int, edit func(i int, node *corev1.Node)) *
 		if edit != nil {
 			edit(i, node)
 		}
-		created, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		_, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		created.Status = node.Status
-		_, err = client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
-		Expect(err).NotTo(HaveOccurred())
+		// The status is posted as a kubelet would, after registering; node IPAM may have
+		// written the node in between.
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			current, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			current.Status = node.Status
+			_, err = client.CoreV1().Nodes().UpdateStatus(ctx, current, metav1.UpdateOptions{})
+			return err
+		})).To(Succeed())
 		f.names = append(f.names, name)
 	}
 	DeferCleanup(func(ctx SpecContext) {

@@ -111,16 +111,17 @@ func (c *controller) sync(ctx context.Context, name string) (time.Duration, erro
 	if err != nil {
 		return 0, err
 	}
-	wasReady := readyStatus(node)
+	wasReady, _ := readyStatus(node)
 	if node, err = c.checkHeartbeats(ctx, node); err != nil {
 		return 0, err
 	}
-	ready := readyStatus(node)
+	ready, reported := readyStatus(node)
 	if wasReady == corev1.ConditionTrue && ready != corev1.ConditionTrue {
 		c.recorder.Eventf(&corev1.ObjectReference{Kind: "Node", Name: node.Name, UID: node.UID}, corev1.EventTypeNormal, "NodeNotReady",
 			"Node %s status is now: %s", node.Name, "NodeNotReady")
 	}
-	if ready != corev1.ConditionTrue {
+	// A node that has not reported yet (in its startup grace) leaves its pods alone.
+	if reported && ready != corev1.ConditionTrue {
 		if err := c.markPodsNotReady(ctx, node.Name); err != nil {
 			return 0, err
 		}
@@ -336,11 +337,12 @@ func desiredTaints(taints []corev1.Taint, noSchedule, noExecute map[string]bool)
 	return out
 }
 
-func readyStatus(node *corev1.Node) corev1.ConditionStatus {
+// readyStatus is the node's Ready condition status, and whether it has one.
+func readyStatus(node *corev1.Node) (corev1.ConditionStatus, bool) {
 	for _, c := range node.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			return c.Status
+			return c.Status, true
 		}
 	}
-	return corev1.ConditionUnknown
+	return corev1.ConditionUnknown, false
 }
