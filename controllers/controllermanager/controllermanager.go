@@ -6,14 +6,17 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/keelson/keelson/controllers/cronjob"
 	"github.com/keelson/keelson/controllers/deployment"
 	"github.com/keelson/keelson/controllers/garbagecollector"
+	"github.com/keelson/keelson/controllers/job"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/controllers/replicaset"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
+	"github.com/keelson/keelson/controllers/ttlafterfinished"
 	"k8s.io/client-go/rest"
 )
 
@@ -69,6 +72,18 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc}, nil
+		jobs, err := job.New(c)
+		if err != nil {
+			return nil, err
+		}
+		ttl, err := ttlafterfinished.New(c)
+		if err != nil {
+			return nil, err
+		}
+		cj, err := cronjob.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, jobs, ttl, cj}, nil
 	})
 }
