@@ -363,11 +363,16 @@ func formatSchedule(cj *batchv1.CronJob, recorder record.EventRecorder) string {
 // creation, or the starting deadline, whichever is latest) and not after now, with how many
 // such times there were; nil when none.
 func mostRecentSchedule(cj *batchv1.CronJob, now time.Time, sched cron.Schedule) (*time.Time, int) {
+	return scheduleSince(cj, now, sched, true)
+}
+
+// scheduleSince is mostRecentSchedule, optionally without the starting deadline's bound.
+func scheduleSince(cj *batchv1.CronJob, now time.Time, sched cron.Schedule, withDeadline bool) (*time.Time, int) {
 	earliest := cj.CreationTimestamp.Time
 	if cj.Status.LastScheduleTime != nil {
 		earliest = cj.Status.LastScheduleTime.Time
 	}
-	if d := cj.Spec.StartingDeadlineSeconds; d != nil {
+	if d := cj.Spec.StartingDeadlineSeconds; d != nil && withDeadline {
 		if deadline := now.Add(-time.Duration(*d) * time.Second); deadline.After(earliest) {
 			earliest = deadline
 		}
@@ -401,13 +406,14 @@ func mostRecentSchedule(cj *batchv1.CronJob, now time.Time, sched cron.Schedule)
 	return &latest, missed
 }
 
-// nextScheduleIn is how long until the scheduled time after the most recent one, plus a delta.
+// nextScheduleIn is how long until the scheduled time after the most recent one (missed or not,
+// whatever the starting deadline), plus a delta.
 func nextScheduleIn(cj *batchv1.CronJob, now time.Time, sched cron.Schedule) time.Duration {
 	from := cj.CreationTimestamp.Time
 	if cj.Status.LastScheduleTime != nil {
 		from = cj.Status.LastScheduleTime.Time
 	}
-	if recent, _ := mostRecentSchedule(cj, now, sched); recent != nil {
+	if recent, _ := scheduleSince(cj, now, sched, false); recent != nil {
 		from = *recent
 	}
 	next := sched.Next(from)

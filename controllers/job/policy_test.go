@@ -136,13 +136,13 @@ func TestBackoff(t *testing.T) {
 		want      time.Duration
 	}{
 		{name: "no failure", want: 0},
-		{name: "first failure waits 10s", failed: []*corev1.Pod{podAt(corev1.PodFailed, now.Add(-4 * time.Second))}, want: 6 * time.Second},
+		{name: "first failure waits 10s", failed: []*corev1.Pod{podAt(corev1.PodFailed, now.Add(-4*time.Second))}, want: 6 * time.Second},
 		{name: "third failure waits 40s", start: backoff{failures: 2}, failed: []*corev1.Pod{podAt(corev1.PodFailed, now)}, want: 40 * time.Second},
 		{name: "the wait is capped at 10 minutes", start: backoff{failures: 20}, failed: []*corev1.Pod{podAt(corev1.PodFailed, now)}, want: 10 * time.Minute},
 		{name: "a success clears earlier failures", start: backoff{failures: 5, lastFailure: now},
 			succeeded: []*corev1.Pod{podAt(corev1.PodSucceeded, now)}, want: 0},
 		{name: "failures after the success still count", succeeded: []*corev1.Pod{podAt(corev1.PodSucceeded, now.Add(-time.Minute))},
-			failed: []*corev1.Pod{podAt(corev1.PodFailed, now.Add(-2 * time.Minute)), podAt(corev1.PodFailed, now)}, want: 10 * time.Second},
+			failed: []*corev1.Pod{podAt(corev1.PodFailed, now.Add(-2*time.Minute)), podAt(corev1.PodFailed, now)}, want: 10 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
