@@ -197,6 +197,48 @@ var _ = Describe("Jobs", func() {
 		Expect(got.Status.Succeeded).To(Equal(int32(3)))
 	})
 
+	It("with a backoff limit per index retry each index alone and fail once an index is out of retries", func(ctx SpecContext) {
+		spec := job("perindex", 2, 2)
+		spec.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+		spec.Spec.BackoffLimitPerIndex = ptr.To(int32(1))
+		j, err := client.BatchV1().Jobs(ns).Create(ctx, spec, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(j.Spec.BackoffLimit).To(Equal(ptr.To(int32(2147483647))))
+		ofIndex := func(ix string) []corev1.Pod {
+			var out []corev1.Pod
+			for _, p := range jobPods(ctx, j, "") {
+				if p.Annotations[batchv1.JobCompletionIndexAnnotation] == ix {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+		Eventually(func() []corev1.Pod { return ofIndex("0") }).Should(HaveLen(1))
+		first := ofIndex("0")[0]
+		Expect(first.Annotations).To(HaveKeyWithValue(batchv1.JobIndexFailureCountAnnotation, "0"))
+		Expect(cluster.FinishPod(ctx, client, &first, corev1.PodFailed, 1, time.Now().Add(-time.Minute))).To(Succeed())
+		// The replacement carries the index's failure count.
+		Eventually(func() []corev1.Pod { return ofIndex("0") }).Should(ContainElement(And(
+			Not(HaveField("Name", first.Name)), HaveField("ObjectMeta.Annotations", HaveKeyWithValue(batchv1.JobIndexFailureCountAnnotation, "1")))))
+		second := ofIndex("0")[0]
+		Expect(cluster.FinishPod(ctx, client, &second, corev1.PodFailed, 1, time.Now().Add(-time.Minute))).To(Succeed())
+		Eventually(func(g Gomega) {
+			got, err := client.BatchV1().Jobs(ns).Get(ctx, "perindex", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(got.Status.FailedIndexes).To(Equal(ptr.To("0")))
+			g.Expect(got.Status.Failed).To(Equal(int32(2)))
+		}).Should(Succeed())
+		Consistently(func() []corev1.Pod { return ofIndex("0") }, "1s").Should(BeEmpty())
+		one := ofIndex("1")
+		Expect(one).To(HaveLen(1))
+		Expect(cluster.FinishPod(ctx, client, &one[0], corev1.PodSucceeded, 0, time.Now())).To(Succeed())
+		got := finishedJob(ctx, ns, "perindex", batchv1.JobFailed)
+		Expect(jobCondition(got, batchv1.JobFailed).Reason).To(Equal(batchv1.JobReasonFailedIndexes))
+		Expect(jobCondition(got, batchv1.JobFailed).Message).To(Equal("Job has failed indexes"))
+		Expect(got.Status.CompletedIndexes).To(Equal("1"))
+		Expect(got.Status.FailedIndexes).To(Equal(ptr.To("0")))
+	})
+
 	It("fail at once when a pod failure policy's FailJob rule matches an exit code", func(ctx SpecContext) {
 		spec := job("policy", 1, 1)
 		spec.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{

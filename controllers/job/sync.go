@@ -35,6 +35,10 @@ type syncState struct {
 
 	prevSucceededIndexes, succeededIndexes indexSet
 	newBackoff                             backoff
+	// failedIndexes and delayed are for a backoff limit per index: the failed indexes, and the
+	// latest failed pod of each index awaiting its replacement.
+	failedIndexes *indexSet
+	delayed       map[int]*corev1.Pod
 
 	// finishedCondition is the terminal condition this sync reached, if any: first
 	// SuccessCriteriaMet or FailureTarget, then Complete or Failed.
@@ -123,6 +127,9 @@ func (s *syncState) run(ctx context.Context) (time.Duration, error) {
 		}
 		s.succeededIndexes = s.prevSucceededIndexes.with(fresh...)
 		s.succeeded = int32(s.succeededIndexes.total())
+		if perIndex(job) {
+			s.perIndexState()
+		}
 		if s.finishedCondition == nil {
 			if msg, met := matchSuccessPolicy(job.Spec.SuccessPolicy, completions, s.succeededIndexes); met {
 				s.finishedCondition = newCondition(batchv1.JobSuccessCriteriaMet, batchv1.JobReasonSuccessPolicy, msg, s.now)
@@ -329,7 +336,7 @@ func (s *syncState) manage(ctx context.Context) error {
 	if diff <= 0 {
 		return nil
 	}
-	if wait := s.newBackoff.remaining(s.now); wait > 0 {
+	if wait := s.newBackoff.remaining(s.now); wait > 0 && !perIndex(job) {
 		s.after(max(wait, time.Second))
 		return nil
 	}
@@ -349,7 +356,27 @@ func (s *syncState) manage(ctx context.Context) error {
 				}
 			}
 		}
+		if s.failedIndexes != nil {
+			taken = taken.merge(*s.failedIndexes)
+		}
 		indexes = firstPending(int(diff), int(*job.Spec.Completions), taken)
+		if perIndex(job) {
+			// Each index waits out its own backoff; look again when the first one is over.
+			var ready []int
+			var wait time.Duration
+			for _, ix := range indexes {
+				if d := s.indexBackoff(ix); d == 0 {
+					ready = append(ready, ix)
+				} else if wait == 0 || d < wait {
+					wait = d
+				}
+			}
+			if len(ready) == 0 && wait > 0 {
+				s.after(max(wait, time.Second))
+				return nil
+			}
+			indexes = ready
+		}
 		diff = int32(len(indexes))
 	}
 	if diff == 0 {
@@ -424,6 +451,13 @@ func (s *syncState) createPod(ctx context.Context, ix int) error {
 		t.Annotations[batchv1.JobCompletionIndexAnnotation] = strconv.Itoa(ix)
 		t.Labels[batchv1.JobCompletionIndexAnnotation] = strconv.Itoa(ix)
 		t.Spec.Hostname = fmt.Sprintf("%s-%d", job.Name, ix)
+		if perIndex(job) {
+			count, ignored := s.replacementCounts(ix)
+			t.Annotations[batchv1.JobIndexFailureCountAnnotation] = strconv.Itoa(int(count))
+			if ignored > 0 {
+				t.Annotations[batchv1.JobIndexIgnoredFailureCountAnnotation] = strconv.Itoa(int(ignored))
+			}
+		}
 		for _, list := range [][]corev1.Container{t.Spec.InitContainers, t.Spec.Containers} {
 			for i := range list {
 				addIndexEnv(&list[i])

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/utils/ptr"
 )
 
 // track counts finished pods exactly once, in upstream's order, which a strict API server checks:
@@ -48,6 +49,11 @@ func (s *syncState) track(ctx context.Context, needsFlush bool) error {
 		if !(job.DeletionTimestamp != nil || s.finishedCondition != nil || p.Status.Phase == corev1.PodSucceeded || failed) {
 			continue
 		}
+		if job.DeletionTimestamp == nil && s.finishedCondition == nil && p.Status.Phase != corev1.PodSucceeded {
+			if ix := validIndex(job, p); ix != noIndex && s.delayed[ix] == p {
+				continue // its replacement inherits its failure count first
+			}
+		}
 		release = append(release, p)
 		switch {
 		case p.Status.Phase == corev1.PodSucceeded && !s.uncountedFailed.Has(p.UID):
@@ -82,6 +88,15 @@ func (s *syncState) track(ctx context.Context, needsFlush bool) error {
 			needsFlush = true
 		}
 		job.Status.Succeeded = int32(s.succeededIndexes.total())
+		var failedIndexes *string
+		if s.failedIndexes != nil {
+			str := s.failedIndexes.String()
+			failedIndexes = &str
+		}
+		if !ptr.Equal(failedIndexes, job.Status.FailedIndexes) {
+			job.Status.FailedIndexes = failedIndexes
+			needsFlush = true
+		}
 	}
 	if fc := s.finishedCondition; fc != nil {
 		switch fc.Type {
