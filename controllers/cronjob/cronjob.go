@@ -138,7 +138,12 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	requeue, changed, syncErr := c.syncCronJob(ctx, cj, jobs)
 	if cleaned || changed {
 		if !apiequality.Semantic.DeepEqual(cj.Status, shared.Status) {
-			if _, err := c.client.BatchV1().CronJobs(namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			_, err := c.client.BatchV1().CronJobs(namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
+			switch {
+			case apierrors.IsConflict(err):
+				// A newer CronJob is on its way through the informer, and with it another sync.
+				return requeue, syncErr
+			case err != nil && !apierrors.IsNotFound(err):
 				return 0, err
 			}
 		}

@@ -306,7 +306,13 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil // the API server defaults these; nothing sensible to do without them
 	}
 	s := &syncState{c: c, key: key, job: shared.DeepCopy(), now: c.now()}
-	return s.run(ctx)
+	requeue, err := s.run(ctx)
+	if apierrors.IsConflict(err) {
+		// The Job changed since the informer's copy (often by this controller's own last
+		// write): the informer brings the new version, and with it another sync.
+		return requeue, nil
+	}
+	return requeue, err
 }
 
 // syncOrphan removes the tracking finalizer from a pod that no unfinished Job owns.
