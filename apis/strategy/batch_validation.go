@@ -2,10 +2,12 @@ package strategy
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -85,9 +87,7 @@ func validateCronJob(obj runtime.Object) field.ErrorList {
 		errs = append(errs, field.Invalid(p.Child("schedule"), cj.Spec.Schedule, err.Error()))
 	}
 	if cj.Spec.TimeZone != nil {
-		if _, err := time.LoadLocation(*cj.Spec.TimeZone); err != nil || *cj.Spec.TimeZone == "" || strings.EqualFold(*cj.Spec.TimeZone, "Local") {
-			errs = append(errs, field.Invalid(p.Child("timeZone"), *cj.Spec.TimeZone, "unknown time zone "+*cj.Spec.TimeZone))
-		}
+		errs = append(errs, validateTimeZone(*cj.Spec.TimeZone, p.Child("timeZone"))...)
 	}
 	if cj.Spec.StartingDeadlineSeconds != nil {
 		errs = append(errs, apivalidation.ValidateNonnegativeField(*cj.Spec.StartingDeadlineSeconds, p.Child("startingDeadlineSeconds"))...)
@@ -111,95 +111,16 @@ func validateCronJob(obj runtime.Object) field.ErrorList {
 	return errs
 }
 
-// validateSchedule accepts the five-field cron syntax and the @-macros, as the cron parser
-// upstream uses does, with its error wording.
+// validateSchedule checks a schedule with the cron parser upstream uses (five fields or an
+// @-descriptor); a time zone belongs in spec.timeZone, not in the schedule.
 func validateSchedule(schedule string) error {
-	s := strings.TrimSpace(schedule)
-	if strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ=") {
-		return fmt.Errorf("cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
-	}
-	if strings.HasPrefix(s, "@") {
-		switch s {
-		case "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly":
-			return nil
-		}
-		if strings.HasPrefix(s, "@every ") {
-			if _, err := time.ParseDuration(strings.TrimPrefix(s, "@every ")); err == nil {
-				return nil
-			}
-		}
-		return fmt.Errorf("unrecognized descriptor: %s", s)
-	}
-	fieldsOf := strings.Fields(s)
-	if len(fieldsOf) != 5 {
-		return fmt.Errorf("expected exactly 5 fields, found %d: %s", len(fieldsOf), s)
-	}
-	bounds := []struct {
-		min, max int
-		names    map[string]int
-	}{
-		{0, 59, nil}, {0, 23, nil}, {1, 31, nil},
-		{1, 12, map[string]int{"jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12}},
-		{0, 6, map[string]int{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}},
-	}
-	for i, f := range fieldsOf {
-		b := bounds[i]
-		for _, part := range strings.Split(f, ",") {
-			if err := validateCronRange(part, b.min, b.max, b.names); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func validateCronRange(expr string, min, max int, names map[string]int) error {
-	rangePart, step, hasStep := strings.Cut(expr, "/")
-	if hasStep {
-		if n, err := strconv.Atoi(step); err != nil || n <= 0 {
-			return fmt.Errorf("failed to parse int from %s: %v", step, errOrZero(err))
-		}
-	}
-	if rangePart == "*" || rangePart == "?" {
-		return nil
-	}
-	lo, hi, isRange := strings.Cut(rangePart, "-")
-	value := func(s string) (int, error) {
-		if n, ok := names[strings.ToLower(s)]; ok {
-			return n, nil
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return 0, fmt.Errorf("failed to parse int from %s: %v", s, err)
-		}
-		return n, nil
-	}
-	start, err := value(lo)
-	if err != nil {
+	if _, err := cron.ParseStandard(schedule); err != nil {
 		return err
 	}
-	end := start
-	if isRange {
-		if end, err = value(hi); err != nil {
-			return err
-		}
-	}
-	switch {
-	case start < min:
-		return fmt.Errorf("beginning of range (%d) below minimum (%d): %s", start, min, expr)
-	case end > max:
-		return fmt.Errorf("end of range (%d) above maximum (%d): %s", end, max, expr)
-	case start > end:
-		return fmt.Errorf("beginning of range (%d) beyond end of range (%d): %s", start, end, expr)
+	if strings.Contains(schedule, "TZ") {
+		return fmt.Errorf("cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
 	}
 	return nil
-}
-
-func errOrZero(err error) error {
-	if err == nil {
-		return fmt.Errorf("step must be positive")
-	}
-	return err
 }
 
 // validateJobStatusUpdate holds a Job status write to upstream's rules (with Job managedBy GA):
@@ -441,4 +362,28 @@ func overlapIndex(a, b string) int64 {
 		}
 	}
 	return -1
+}
+
+// tzPart is what one part of an IANA time zone name may be: letters, '.', '-', '_', and the
+// digits and '+' of legacy names, at most 14 characters.
+var tzPart = regexp.MustCompile(`^[A-Za-z\.\-_0-9+]{1,14}$`)
+
+// validateTimeZone holds spec.timeZone to upstream's rules and messages.
+func validateTimeZone(tz string, p *field.Path) field.ErrorList {
+	if tz == "" {
+		return field.ErrorList{field.Invalid(p, &tz, "timeZone must be nil or non-empty string")}
+	}
+	for _, part := range strings.Split(tz, "/") {
+		if part == "." || part == ".." || strings.HasPrefix(part, "-") || !tzPart.MatchString(part) {
+			return field.ErrorList{field.Invalid(p, &tz, fmt.Sprintf("unknown time zone %s", tz))}
+		}
+	}
+	var errs field.ErrorList
+	if strings.EqualFold(tz, "Local") {
+		errs = append(errs, field.Invalid(p, &tz, "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"))
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		errs = append(errs, field.Invalid(p, &tz, err.Error()))
+	}
+	return errs
 }

@@ -163,3 +163,25 @@ func TestValidateJobStatusUpdate(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateTimeZone(t *testing.T) {
+	for _, tc := range []struct{ tz, want string }{
+		{"Asia/Tokyo", ""},
+		{"Etc/GMT+5", ""},
+		{"", "timeZone must be nil or non-empty string"},
+		{"../etc", "unknown time zone ../etc"},
+		{"Local", "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones"},
+		{"Mars/Olympus", "unknown time zone Mars/Olympus"},
+	} {
+		t.Run(tc.tz, func(t *testing.T) {
+			errs := validateTimeZone(tc.tz, field.NewPath("spec", "timeZone"))
+			got := ""
+			if len(errs) > 0 {
+				got = errs[0].Detail
+			}
+			if got != tc.want {
+				t.Errorf("validateTimeZone(%q) = %q, want %q", tc.tz, got, tc.want)
+			}
+		})
+	}
+}
