@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strings"
 	"time"
 
 	"github.com/keelson/keelson/conformance/cluster"
@@ -297,6 +298,68 @@ var _ = Describe("Jobs", func() {
 			g.Expect(got.Status.Active).To(BeZero())
 			g.Expect(got.Status.Failed).To(BeZero())
 		}).Should(Succeed())
+	})
+
+	It("complete early when a success policy is met, removing the pods still running", func(ctx SpecContext) {
+		spec := job("leader", 3, 3)
+		spec.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+		spec.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptr.To("0")}}}
+		j, err := client.BatchV1().Jobs(ns).Create(ctx, spec, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).Should(HaveLen(3))
+		for _, p := range jobPods(ctx, j, "") {
+			if p.Annotations[batchv1.JobCompletionIndexAnnotation] == "0" {
+				Expect(cluster.FinishPod(ctx, client, &p, corev1.PodSucceeded, 0, time.Now())).To(Succeed())
+			}
+		}
+		got := finishedJob(ctx, ns, "leader", batchv1.JobComplete)
+		for _, t := range []batchv1.JobConditionType{batchv1.JobSuccessCriteriaMet, batchv1.JobComplete} {
+			Expect(jobCondition(got, t).Reason).To(Equal(batchv1.JobReasonSuccessPolicy))
+			Expect(jobCondition(got, t).Message).To(Equal("Matched rules at index 0"))
+		}
+		Expect(got.Status.CompletedIndexes).To(Equal("0"))
+		Expect(got.Status.Active).To(BeZero())
+		Expect(got.Status.Failed).To(BeZero())
+		Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).Should(BeEmpty())
+	})
+
+	It("with restartPolicy OnFailure count container restarts against the backoff limit", func(ctx SpecContext) {
+		spec := job("restarts", 1, 1)
+		spec.Spec.BackoffLimit = ptr.To(int32(2))
+		spec.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+		j, err := client.BatchV1().Jobs(ns).Create(ctx, spec, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).Should(HaveLen(1))
+		p := jobPods(ctx, j, "")[0]
+		_, err = client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType,
+			[]byte(`{"status":{"phase":"Running","containerStatuses":[{"name":"main","image":"busybox","imageID":"","ready":false,"restartCount":2,"state":{"waiting":{"reason":"CrashLoopBackOff"}}}]}}`),
+			metav1.PatchOptions{}, "status")
+		Expect(err).NotTo(HaveOccurred())
+		got := finishedJob(ctx, ns, "restarts", batchv1.JobFailed)
+		Expect(jobCondition(got, batchv1.JobFailed).Reason).To(Equal(batchv1.JobReasonBackoffLimitExceeded))
+		Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).Should(BeEmpty())
+	})
+
+	It("release their pods' tracking finalizer when deleted, in the background or orphaning", func(ctx SpecContext) {
+		for _, policy := range []metav1.DeletionPropagation{metav1.DeletePropagationBackground, metav1.DeletePropagationOrphan} {
+			name := "gone-" + string(policy)
+			name = strings.ToLower(name)
+			j, err := client.BatchV1().Jobs(ns).Create(ctx, job(name, 1, 1), metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).Should(HaveLen(1))
+			p := jobPods(ctx, j, "")[0]
+			Expect(client.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})).To(Succeed())
+			Eventually(func(g Gomega) {
+				got, err := client.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+				if policy == metav1.DeletePropagationBackground {
+					g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+					return
+				}
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(got.OwnerReferences).To(BeEmpty())
+				g.Expect(got.Finalizers).NotTo(ContainElement(batchv1.JobTrackingFinalizer))
+			}).Should(Succeed())
+		}
 	})
 
 	It("fail with DeadlineExceeded after activeDeadlineSeconds", func(ctx SpecContext) {
