@@ -141,6 +141,17 @@ var _ = Describe("Jobs", func() {
 		}).Should(Succeed())
 	})
 
+	It("wait out the failure backoff (10s after a first failure) before replacing a failed pod", func(ctx SpecContext) {
+		j, err := client.BatchV1().Jobs(ns).Create(ctx, job("patient", 1, 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).Should(HaveLen(1))
+		p := jobPods(ctx, j, "")[0]
+		// It failed 8s ago: the replacement is due 2s from now.
+		Expect(cluster.FinishPod(ctx, client, &p, corev1.PodFailed, 1, time.Now().Add(-8*time.Second))).To(Succeed())
+		Consistently(func() []corev1.Pod { return jobPods(ctx, j, "") }, "1s").Should(BeEmpty())
+		Eventually(func() []corev1.Pod { return jobPods(ctx, j, "") }).WithTimeout(10 * time.Second).Should(HaveLen(1))
+	})
+
 	It("fail once the backoff limit is exceeded", func(ctx SpecContext) {
 		spec := job("doomed", 1, 1)
 		spec.Spec.BackoffLimit = ptr.To(int32(0))
