@@ -188,3 +188,10 @@ func defaultCronJob(obj runtime.Object) {
 	// Upstream defaults only the pod template of a CronJob's job template, not its Job fields.
 	defaultPodSpec(&spec.JobTemplate.Spec.Template.Spec)
 }
+
+// keepJobSpec reduces a write of jobs/status to the status: spec and generation stay.
+func keepJobSpec(obj, old runtime.Object) {
+	job, oldJob := obj.(*batchv1.Job), old.(*batchv1.Job)
+	job.Spec = oldJob.Spec
+	job.Generation = oldJob.Generation
+}

@@ -35,7 +35,8 @@ func rulesFor(res *catalogue.Resource) Rules {
 	case "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet":
 		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate}
 	case "batch/Job":
-		return Rules{Generation: true, Default: defaultJob, Validate: validateJob, ValidateUpdate: validateJobUpdate}
+		return Rules{Generation: true, Default: defaultJob, Validate: validateJob, ValidateUpdate: validateJobUpdate,
+			Subresources: map[string]SubresourceRules{"status": {Keep: keepJobSpec, ValidateUpdate: validateJobStatusUpdate}}}
 	case "batch/CronJob":
 		return Rules{Generation: true, Default: defaultCronJob, Validate: validateCronJob}
 	case "autoscaling/HorizontalPodAutoscaler", "policy/PodDisruptionBudget", "networking.k8s.io/NetworkPolicy",

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/onsi/ginkgo/v2"
@@ -46,4 +47,26 @@ func MarkPodsReady(client kubernetes.Interface, ns string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
+}
+
+// FinishPod stands in for a kubelet whose pod ended: it sets the pod's phase (Succeeded or
+// Failed), marks it not ready and each container terminated with exitCode at finishedAt.
+func FinishPod(ctx context.Context, client kubernetes.Interface, p *corev1.Pod, phase corev1.PodPhase, exitCode int32, finishedAt time.Time) error {
+	status := corev1.PodStatus{Phase: phase, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse,
+		Reason: "PodCompleted", LastTransitionTime: metav1.NewTime(finishedAt)}}}
+	reason := "Completed"
+	if exitCode != 0 {
+		reason = "Error"
+	}
+	for _, c := range p.Spec.Containers {
+		status.ContainerStatuses = append(status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode, Reason: reason,
+				StartedAt: metav1.NewTime(finishedAt.Add(-time.Second)), FinishedAt: metav1.NewTime(finishedAt)}}})
+	}
+	patch, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return err
+	}
+	_, err = client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	return err
 }

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/keelson/keelson/controllers/cronjob"
 	"github.com/keelson/keelson/controllers/deployment"
 	"github.com/keelson/keelson/controllers/disruption"
 	"github.com/keelson/keelson/controllers/garbagecollector"
+	"github.com/keelson/keelson/controllers/job"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
 	"github.com/keelson/keelson/controllers/nodeipam"
@@ -20,6 +22,7 @@ import (
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
 	"github.com/keelson/keelson/controllers/tainteviction"
+	"github.com/keelson/keelson/controllers/ttlafterfinished"
 	"k8s.io/client-go/rest"
 )
 
@@ -98,7 +101,19 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction, dis, rq}
+		jobs, err := job.New(c)
+		if err != nil {
+			return nil, err
+		}
+		ttl, err := ttlafterfinished.New(c)
+		if err != nil {
+			return nil, err
+		}
+		cj, err := cronjob.New(c)
+		if err != nil {
+			return nil, err
+		}
+		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction, dis, rq, jobs, ttl, cj}
 		if opts.ClusterCIDR != "" {
 			ipam, err := nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
 			if err != nil {

@@ -23,8 +23,6 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
@@ -57,7 +55,6 @@ type controller struct {
 	deploys  appslisters.DeploymentLister
 	sets     appslisters.StatefulSetLister
 	recorder record.EventRecorder
-	events   record.EventBroadcaster
 	now      func() time.Time
 
 	// For controllers of other kinds, the scale subresource: mapper finds the resource of a
@@ -75,7 +72,6 @@ func New(c *manager.Context) (manager.Controller, error) {
 	rss := c.Informers.Apps().V1().ReplicaSets()
 	deploys := c.Informers.Apps().V1().Deployments()
 	sets := c.Informers.Apps().V1().StatefulSets()
-	events := record.NewBroadcaster()
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
 	scales, err := scale.NewForConfig(c.Config, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(c.Client.Discovery()))
 	if err != nil {
@@ -84,8 +80,8 @@ func New(c *manager.Context) (manager.Controller, error) {
 	ctl := &controller{
 		mapper: mapper, scales: scales, discovery: c.Client.Discovery(),
 		client: c.Client, pdbs: pdbs.Lister(), pods: pods.Lister(), rcs: rcs.Lister(), rss: rss.Lister(),
-		deploys: deploys.Lister(), sets: sets.Lister(), events: events,
-		recorder: events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "controllermanager"}),
+		deploys: deploys.Lister(), sets: sets.Lister(),
+		recorder: c.Recorder("controllermanager"),
 		now:      time.Now,
 	}
 	ctl.Loop = manager.NewLoop(controllerName, 2, c.Log, ctl.sync)
@@ -119,8 +115,6 @@ func New(c *manager.Context) (manager.Controller, error) {
 
 // Run runs both loops and the event broadcaster until ctx is done.
 func (c *controller) Run(ctx context.Context) error {
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.events.Shutdown()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
