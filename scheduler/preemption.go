@@ -7,8 +7,11 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 )
 
@@ -26,7 +29,8 @@ type preemptionPlan struct {
 }
 
 // preempt looks for the node where evicting the fewest, least important lower-priority pods
-// lets the pod fit, as upstream's default preemption does (without PodDisruptionBudgets).
+// lets the pod fit, breaking as few PodDisruptionBudgets as it can, as upstream's default
+// preemption does.
 // The caller holds the cache's lock.
 func (s *Scheduler) preempt(c *cycle, verdicts map[string]verdict, nodeCount int) *preemptionPlan {
 	pod := c.pi.pod
@@ -42,7 +46,7 @@ func (s *Scheduler) preempt(c *cycle, verdicts map[string]verdict, nodeCount int
 		}
 	}
 	var best *preemptionPlan
-	var bestRank [3]int64
+	var bestRank [4]int64
 	notHelpful, noVictims := 0, 0
 	names := make([]string, 0, len(verdicts))
 	for name := range verdicts {
@@ -59,13 +63,15 @@ func (s *Scheduler) preempt(c *cycle, verdicts map[string]verdict, nodeCount int
 			noVictims++
 			continue
 		}
-		// Rank: the highest victim priority, then the sum of priorities, then the count; lower
-		// is better on each.
+		// Rank: the disruption budgets broken, the highest victim priority, the sum of
+		// priorities, then the count; lower is better on each.
 		var sum int64
-		for _, v := range victims {
+		infos := make([]*podInfo, len(victims))
+		for i, v := range victims {
 			sum += int64(corev1helpers.PodPriority(v)) + math.MaxInt32 + 1
+			infos[i] = &podInfo{pod: v}
 		}
-		rank := [3]int64{int64(corev1helpers.PodPriority(victims[0])), sum, int64(len(victims))}
+		rank := [4]int64{int64(len(s.budgetViolations(infos))), int64(highest(victims)), sum, int64(len(victims))}
 		if best == nil || less(rank, bestRank) {
 			best, bestRank = &preemptionPlan{node: name, victims: victims}, rank
 		}
@@ -77,13 +83,21 @@ func (s *Scheduler) preempt(c *cycle, verdicts map[string]verdict, nodeCount int
 		histogram(map[string]int{reasonPreemptionNotHelpful: notHelpful, reasonNoVictims: noVictims}))}
 }
 
-func less(a, b [3]int64) bool {
+func less(a, b [4]int64) bool {
 	for i := range a {
 		if a[i] != b[i] {
 			return a[i] < b[i]
 		}
 	}
 	return false
+}
+
+func highest(pods []*corev1.Pod) int32 {
+	h := int32(math.MinInt32)
+	for _, p := range pods {
+		h = max(h, corev1helpers.PodPriority(p))
+	}
+	return h
 }
 
 // victimsOn finds the pods to evict from a node for the pod to fit: all lower-priority pods
@@ -103,7 +117,16 @@ func (s *Scheduler) victimsOn(c *cycle, ni *nodeInfo, prio int32) []*corev1.Pod 
 	if len(lower) == 0 || !s.filter(c, trial).ok() {
 		return nil
 	}
-	sort.Slice(lower, func(i, j int) bool { return moreImportant(lower[i].pod, lower[j].pod) })
+	// Pods whose eviction would break a disruption budget are given back first, then the
+	// others, the most important first within each group.
+	violating := s.budgetViolations(lower)
+	sort.Slice(lower, func(i, j int) bool {
+		vi, vj := violating[lower[i].pod.UID], violating[lower[j].pod.UID]
+		if vi != vj {
+			return vi
+		}
+		return moreImportant(lower[i].pod, lower[j].pod)
+	})
 	var victims []*corev1.Pod
 	for _, p := range lower {
 		trial.addPod(p)
@@ -113,6 +136,39 @@ func (s *Scheduler) victimsOn(c *cycle, ni *nodeInfo, prio int32) []*corev1.Pod 
 		}
 	}
 	return victims
+}
+
+// budgetViolations marks the pods whose eviction, together with the others', would take a
+// PodDisruptionBudget below what it allows.
+func (s *Scheduler) budgetViolations(pods []*podInfo) map[types.UID]bool {
+	out := map[types.UID]bool{}
+	if s.budgets == nil {
+		return out
+	}
+	pdbs, err := s.budgets.List(labels.Everything())
+	if err != nil || len(pdbs) == 0 {
+		return out
+	}
+	allowed := map[*policyv1.PodDisruptionBudget]int32{}
+	for _, pdb := range pdbs {
+		allowed[pdb] = pdb.Status.DisruptionsAllowed
+	}
+	for _, p := range pods {
+		for _, pdb := range pdbs {
+			if pdb.Namespace != p.pod.Namespace || pdb.Spec.Selector == nil {
+				continue
+			}
+			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+			if err != nil || sel.Empty() || !sel.Matches(labels.Set(p.pod.Labels)) {
+				continue
+			}
+			allowed[pdb]--
+			if allowed[pdb] < 0 {
+				out[p.pod.UID] = true
+			}
+		}
+	}
+	return out
 }
 
 // moreImportant orders pods by priority, then by how long they have run.

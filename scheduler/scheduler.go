@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -115,6 +116,7 @@ type Scheduler struct {
 	rcs          corelisters.ReplicationControllerLister
 	replicaSets  appslisters.ReplicaSetLister
 	statefulSets appslisters.StatefulSetLister
+	budgets      policylisters.PodDisruptionBudgetLister
 	synced       []cache.InformerSynced
 }
 
@@ -131,9 +133,11 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 	s.classes = factory.Storage().V1().StorageClasses().Lister()
 	s.services, s.rcs = core.Services().Lister(), core.ReplicationControllers().Lister()
 	s.replicaSets, s.statefulSets = apps.ReplicaSets().Lister(), apps.StatefulSets().Lister()
+	s.budgets = factory.Policy().V1().PodDisruptionBudgets().Lister()
 	for _, inf := range []cache.SharedIndexInformer{core.Pods().Informer(), core.Nodes().Informer(), core.Namespaces().Informer(),
 		core.PersistentVolumeClaims().Informer(), core.PersistentVolumes().Informer(), factory.Storage().V1().StorageClasses().Informer(),
-		core.Services().Informer(), core.ReplicationControllers().Informer(), apps.ReplicaSets().Informer(), apps.StatefulSets().Informer()} {
+		core.Services().Informer(), core.ReplicationControllers().Informer(), apps.ReplicaSets().Informer(), apps.StatefulSets().Informer(),
+		factory.Policy().V1().PodDisruptionBudgets().Informer()} {
 		s.synced = append(s.synced, inf.HasSynced)
 	}
 	if _, err := core.Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

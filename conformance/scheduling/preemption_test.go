@@ -8,11 +8,14 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 )
 
 // simulatedFleet runs simulated nodes of 4 CPUs in the test's process for the spec: nodes
@@ -86,6 +89,33 @@ var _ = Describe("Scheduler preemption", func() {
 		Expect(highPod.Status.NominatedNodeName).To(Equal(f.names[0]))
 		Eventually(func() []string { return events(ctx, ns, "low", "Preempted") }).WithContext(ctx).
 			Should(ContainElement(fmt.Sprintf("Preempted by pod %s on node %s", highPod.UID, f.names[0])))
+	})
+
+	It("prefers victims whose eviction breaks no disruption budget", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		f := simulatedFleet(ctx, 2)
+		high := priorityClass(ctx, 1000, corev1.PreemptLowerPriority)
+		for i, name := range []string{"guarded", "free"} {
+			create(ctx, ns, f.pod(name, "3", func(p *corev1.Pod) { p.Spec.NodeSelector[corev1.LabelHostname] = f.names[i] }))
+			scheduled(ctx, ns, name)
+		}
+		_, err := client.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "guard"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(1)),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "guarded"}}},
+		}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			pdb, err := client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "guard", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pdb.Status.ObservedGeneration).To(Equal(pdb.Generation))
+			g.Expect(pdb.Status.CurrentHealthy).To(BeEquivalentTo(1))
+		}).WithContext(ctx).Should(Succeed())
+
+		create(ctx, ns, f.pod("high", "3", func(p *corev1.Pod) { p.Spec.PriorityClassName = high }))
+		Expect(scheduled(ctx, ns, "high")).To(Equal(f.names[1]))
+		_, err = client.CoreV1().Pods(ns).Get(ctx, "guarded", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
 	})
 
 	It("does not preempt for a pod whose class says Never, nor evict pods of equal priority", func(ctx SpecContext) {
