@@ -40,6 +40,8 @@ type Rules struct {
 	AllowCreateOnUpdate bool
 	// Generation says whether the kind tracks metadata.generation.
 	Generation bool
+	// PrepareForCreate sets what the server decides on creation of the main resource.
+	PrepareForCreate func(obj runtime.Object)
 	// PrepareForUpdate keeps what an update of the main resource may not change, beyond status.
 	PrepareForUpdate func(obj, old runtime.Object)
 	// Subresources are the kind's own subresources that write part of the spec
@@ -77,6 +79,9 @@ func (g *generic) PrepareForCreate(obj runtime.Object) {
 		m.SetGeneration(1)
 	} else {
 		m.SetGeneration(0)
+	}
+	if g.rules.PrepareForCreate != nil && g.subresource == "" {
+		g.rules.PrepareForCreate(obj)
 	}
 	if g.rules.Default != nil {
 		g.rules.Default(obj)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/keelson/keelson/controllers/daemonset"
 	"github.com/keelson/keelson/controllers/deployment"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
@@ -14,6 +15,7 @@ import (
 	"github.com/keelson/keelson/controllers/replicaset"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
+	"github.com/keelson/keelson/controllers/statefulset"
 	"k8s.io/client-go/rest"
 )
 
@@ -69,6 +71,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc}, nil
+		sts, err := statefulset.New(c)
+		if err != nil {
+			return nil, err
+		}
+		ds, err := daemonset.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, sts, ds}, nil
 	})
 }
