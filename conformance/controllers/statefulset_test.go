@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 )
@@ -207,6 +208,69 @@ var _ = Describe("StatefulSets", func() {
 		revs, err := client.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{LabelSelector: "sts=roll"})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(revs.Items).To(HaveLen(2))
+	})
+
+	It("replace up to maxUnavailable pods at once, and leave OnDelete pods to the user", func(ctx SpecContext) {
+		revisionsOf := func(g Gomega, name string) map[string]string {
+			list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "sts=" + name})
+			g.Expect(err).NotTo(HaveOccurred())
+			out := map[string]string{}
+			for _, p := range list.Items {
+				if p.DeletionTimestamp == nil {
+					out[p.Name] = p.Labels["controller-revision-hash"]
+				}
+			}
+			return out
+		}
+		markAllReady := func(name string, n int) {
+			for i := range n {
+				pod := fmt.Sprintf("%s-%d", name, i)
+				Eventually(func() []string { return podNamesOf(ctx, ns, "sts="+name) }).Should(ContainElement(pod))
+				cluster.MarkPodReady(ctx, client, ns, pod)
+			}
+		}
+		wide := statefulSetOf("wide", 3)
+		wide.Spec.PodManagementPolicy = appsv1.ParallelPodManagement
+		wide.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: ptr.To(intstr.FromInt32(2))}}
+		manual := statefulSetOf("manual", 2)
+		manual.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType}
+		for _, set := range []*appsv1.StatefulSet{wide, manual} {
+			_, err := client.AppsV1().StatefulSets(ns).Create(ctx, set, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			markAllReady(set.Name, int(*set.Spec.Replicas))
+			Eventually(func(g Gomega) {
+				g.Expect(getStatefulSet(ctx, g, ns, set.Name).Status.ReadyReplicas).To(Equal(*set.Spec.Replicas))
+			}).Should(Succeed())
+		}
+		image := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:2"}]}}}}`)
+		for _, name := range []string{"wide", "manual"} {
+			_, err := client.AppsV1().StatefulSets(ns).Patch(ctx, name, types.StrategicMergePatchType, image, metav1.PatchOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+
+		// Two of three pods go at once; the new ones never become ready, so the third stays.
+		var first, second string
+		Eventually(func(g Gomega) {
+			set := getStatefulSet(ctx, g, ns, "wide")
+			first, second = set.Status.CurrentRevision, set.Status.UpdateRevision
+			g.Expect(second).NotTo(Equal(first))
+			g.Expect(revisionsOf(g, "wide")).To(Equal(map[string]string{"wide-0": first, "wide-1": second, "wide-2": second}))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) map[string]string { return revisionsOf(g, "wide") }, "500ms").Should(HaveKeyWithValue("wide-0", first))
+
+		// OnDelete: nothing moves until a pod is deleted, which comes back at the new revision.
+		set := getStatefulSet(ctx, Default, ns, "manual")
+		Consistently(func(g Gomega) map[string]string { return revisionsOf(g, "manual") }, "500ms").
+			Should(Equal(map[string]string{"manual-0": set.Status.CurrentRevision, "manual-1": set.Status.CurrentRevision}))
+		Expect(client.CoreV1().Pods(ns).Delete(ctx, "manual-1", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func(g Gomega) {
+			set := getStatefulSet(ctx, g, ns, "manual")
+			g.Expect(set.Status.UpdateRevision).NotTo(Equal(set.Status.CurrentRevision))
+			g.Expect(revisionsOf(g, "manual")).To(Equal(map[string]string{"manual-0": set.Status.CurrentRevision, "manual-1": set.Status.UpdateRevision}))
+			g.Expect(set.Status.UpdatedReplicas).To(Equal(int32(1)))
+			g.Expect(set.Status.CurrentReplicas).To(Equal(int32(1)))
+		}).Should(Succeed())
 	})
 
 	It("make each pod's claims from the templates, and delete them with the set when asked to", func(ctx SpecContext) {

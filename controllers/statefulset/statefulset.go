@@ -431,7 +431,12 @@ func (c *controller) processReplica(ctx context.Context, set, updateSet *appsv1.
 		return false, nil
 	}
 	if pod.Status.Phase == corev1.PodPending {
+		// Claims deleted meanwhile come back for a pod that has not started.
 		if err := c.createClaims(ctx, set, pod); err != nil {
+			return true, err
+		}
+		if err := c.fixClaims(ctx, updateSet, pod); err != nil {
+			c.podEvent(set, "update", pod, err)
 			return true, err
 		}
 	}
