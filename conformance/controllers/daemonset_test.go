@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/keelson/keelson/conformance/cluster"
@@ -128,6 +129,12 @@ var _ = Describe("DaemonSets", func() {
 				corev1.Toleration{Key: "node.kubernetes.io/unschedulable", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
 			))
 		}
+
+		var created []string
+		for name := range pods {
+			created = append(created, "Normal SuccessfulCreate Created pod: "+strings.Split(name, "@")[0])
+		}
+		Eventually(func() []string { return eventsOf(ctx, ns, "DaemonSet", "agent") }).Should(ContainElements(created))
 
 		_, err = client.AppsV1().DaemonSets(ns).Patch(ctx, "agent", types.StrategicMergePatchType,
 			[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:2"}]}}}}`), metav1.PatchOptions{})

@@ -74,6 +74,20 @@ func podDeletions(ctx context.Context, ns string) func() []string {
 	}
 }
 
+// eventsOf lists the events of ns about one object as "type reason message".
+func eventsOf(ctx context.Context, ns, kind, name string) []string {
+	GinkgoHelper()
+	list, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	var out []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name {
+			out = append(out, e.Type+" "+e.Reason+" "+e.Message)
+		}
+	}
+	return out
+}
+
 func getStatefulSet(ctx context.Context, g Gomega, ns, name string) *appsv1.StatefulSet {
 	set, err := client.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -121,6 +135,10 @@ var _ = Describe("StatefulSets", func() {
 		Expect(rev.Revision).To(Equal(int64(1)))
 		Expect(metav1.IsControlledBy(rev, set)).To(BeTrue())
 		Expect(rev.Labels).To(HaveKeyWithValue("controller.kubernetes.io/hash", set.Status.CurrentRevision[len("web-"):]))
+
+		Eventually(func() []string { return eventsOf(ctx, ns, "StatefulSet", "web") }).Should(ContainElements(
+			"Normal SuccessfulCreate Create Pod web-0 in StatefulSet web successful",
+			"Normal SuccessfulCreate Create Pod web-2 in StatefulSet web successful"))
 
 		deletions := podDeletions(ctx, ns)
 		_, err = client.AppsV1().StatefulSets(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"replicas":1}}`), metav1.PatchOptions{})

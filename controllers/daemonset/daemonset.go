@@ -654,7 +654,7 @@ func (c *controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, sel
 	was := ds.Status
 	if was.DesiredNumberScheduled == s.DesiredNumberScheduled && was.CurrentNumberScheduled == s.CurrentNumberScheduled &&
 		was.NumberMisscheduled == s.NumberMisscheduled && was.NumberReady == s.NumberReady && was.UpdatedNumberScheduled == s.UpdatedNumberScheduled &&
-		was.NumberAvailable == s.NumberAvailable && was.NumberUnavailable == s.NumberUnavailable && was.ObservedGeneration >= ds.Generation {
+		was.NumberAvailable == s.NumberAvailable && was.NumberUnavailable == s.NumberUnavailable && (was.ObservedGeneration >= ds.Generation || !observed) {
 		return after, nil
 	}
 	update := ds.DeepCopy()
