@@ -188,6 +188,50 @@ var _ = Describe("DaemonSets", func() {
 		}).WithPolling(20 * time.Millisecond).Should(Succeed())
 	})
 
+	It("leave OnDelete pods on the old template until they are deleted", func(ctx SpecContext) {
+		cluster.BindAndRunPods(client, ns)
+		ds := daemonSetOf("manual", nodeLabel)
+		ds.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType}
+		_, err := client.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			ds, err := client.AppsV1().DaemonSets(ns).Get(ctx, "manual", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ds.Status.NumberAvailable).To(Equal(int32(2)))
+		}).Should(Succeed())
+		_, err = client.AppsV1().DaemonSets(ns).Patch(ctx, "manual", types.StrategicMergePatchType,
+			[]byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:2"}]}}}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		images := func(g Gomega) map[string]string {
+			out := map[string]string{}
+			for _, p := range daemonPods(ctx, g, ns, "manual") {
+				if p.DeletionTimestamp == nil {
+					out[p.Spec.NodeName] = p.Spec.Containers[0].Image
+				}
+			}
+			return out
+		}
+		Eventually(func(g Gomega) {
+			ds, err := client.AppsV1().DaemonSets(ns).Get(ctx, "manual", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ds.Status.ObservedGeneration).To(Equal(ds.Generation))
+			g.Expect(ds.Status.UpdatedNumberScheduled).To(BeZero())
+		}).Should(Succeed())
+		Consistently(images, "500ms").Should(Equal(map[string]string{ns + "-a": "busybox:1", ns + "-b": "busybox:1"}))
+		for _, p := range daemonPods(ctx, Default, ns, "manual") {
+			if p.Spec.NodeName == ns+"-a" {
+				Expect(client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{})).To(Succeed())
+			}
+		}
+		Eventually(images).Should(Equal(map[string]string{ns + "-a": "busybox:2", ns + "-b": "busybox:1"}))
+		Eventually(func(g Gomega) {
+			ds, err := client.AppsV1().DaemonSets(ns).Get(ctx, "manual", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ds.Status.UpdatedNumberScheduled).To(Equal(int32(1)))
+			g.Expect(ds.Status.NumberAvailable).To(Equal(int32(2)))
+		}).Should(Succeed())
+	})
+
 	It("start the new pod beside the old one with maxSurge, and delete pods from nodes that no longer qualify", func(ctx SpecContext) {
 		cluster.BindAndRunPods(client, ns)
 		ds := daemonSetOf("surge", nodeLabel)
