@@ -36,7 +36,7 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate}
 	case "apps/DaemonSet":
 		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate,
-			PrepareForCreate: firstTemplateGeneration, PrepareForUpdate: nextTemplateGeneration}
+			PrepareForCreate: firstTemplateGeneration, PrepareForUpdate: nextTemplateGeneration, PrepareForStatusUpdate: nextTemplateGeneration}
 	case "batch/Job":
 		return Rules{Generation: true, Default: defaultJob, Validate: validateJob, ValidateUpdate: validateJobUpdate}
 	case "batch/CronJob":

@@ -31,6 +31,15 @@ func TestDaemonSetTemplateGeneration(t *testing.T) {
 		{"new image", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.Containers[0].Image = "nginx:2" }, "2"},
 		{"new label", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Labels["extra"] = "y" }, "2"},
 	}
+	t.Run("status write", func(t *testing.T) {
+		upd := ds.DeepCopy()
+		upd.Annotations[appsv1.DeprecatedTemplateGeneration] = "5"
+		upd.Spec.Template.Spec.Containers[0].Image = "nginx:2"
+		For(res, "status").PrepareForUpdate(upd, ds)
+		if gen(upd) != "1" {
+			t.Errorf("template generation %q, want 1", gen(upd))
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			upd := ds.DeepCopy()
