@@ -334,6 +334,13 @@ var _ = Describe("StatefulSets", func() {
 			return names
 		}
 		Eventually(claims).Should(Equal([]string{"data-db-0"}))
+		// Scaled up again, the pod gets a new claim.
+		_, err = client.AppsV1().StatefulSets(ns).Patch(ctx, "db", types.MergePatchType, []byte(`{"spec":{"replicas":2}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(claims).Should(Equal([]string{"data-db-0", "data-db-1"}))
+		Eventually(func(g Gomega) {
+			g.Expect(getStatefulSet(ctx, g, ns, "db").Status.ReadyReplicas).To(Equal(int32(2)))
+		}).Should(Succeed())
 		Expect(client.AppsV1().StatefulSets(ns).Delete(ctx, "db", metav1.DeleteOptions{})).To(Succeed())
 		Eventually(claims).Should(BeEmpty())
 	})

@@ -92,6 +92,10 @@ func New(c *manager.Context) (manager.Controller, error) {
 	}); err != nil {
 		return nil, err
 	}
+	// A pod waits for a stale claim of its name to be deleted; the deletion wakes the set.
+	if _, err := pvcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(o any) { ctl.onClaimDeleted(o) }}); err != nil {
+		return nil, err
+	}
 	if _, err := revs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o any) { ctl.onChild(o) }, UpdateFunc: func(_, o any) { ctl.onChild(o) }, DeleteFunc: func(o any) { ctl.onChild(o) },
 	}); err != nil {
@@ -129,6 +133,29 @@ func (c *controller) onChild(o any) {
 	}
 	for _, set := range sets {
 		if sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(m.GetLabels())) {
+			c.Enqueue(set.Namespace + "/" + set.Name)
+		}
+	}
+}
+
+// onClaimDeleted wakes the sets that select a deleted claim's labels, as their claims carry.
+func (c *controller) onClaimDeleted(o any) {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	claim, ok := o.(*corev1.PersistentVolumeClaim)
+	if !ok {
+		return
+	}
+	sets, err := c.setLister.StatefulSets(claim.Namespace).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, set := range sets {
+		if len(set.Spec.VolumeClaimTemplates) == 0 {
+			continue
+		}
+		if sel, err := metav1.LabelSelectorAsSelector(set.Spec.Selector); err == nil && !sel.Empty() && sel.Matches(labels.Set(claim.Labels)) {
 			c.Enqueue(set.Namespace + "/" + set.Name)
 		}
 	}
