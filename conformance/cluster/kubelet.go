@@ -26,7 +26,7 @@ func MarkPodReady(ctx context.Context, client kubernetes.Interface, ns, name str
 
 // BindAndRunPods stands in for the scheduler and the kubelets of ns until the spec ends: a pod
 // pinned to a node by a required node affinity on metadata.name (as DaemonSet pods are) is bound
-// to it through pods/binding, a bound pod is marked Running and Ready, and a bound pod being
+// to it through pods/binding, a bound pending pod is marked Running and Ready, and a bound pod being
 // deleted is removed, as its kubelet would once its containers stopped.
 func BindAndRunPods(client kubernetes.Interface, ns string) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,7 +56,7 @@ func runPod(ctx context.Context, client kubernetes.Interface, p *corev1.Pod) {
 		if node := pinnedNode(p); node != "" {
 			_ = pods.Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: p.Name, UID: p.UID}, Target: corev1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{})
 		}
-	case p.Status.Phase != corev1.PodRunning:
+	case p.Status.Phase == corev1.PodPending:
 		_, _ = pods.Patch(ctx, p.Name, types.MergePatchType, readyStatus, metav1.PatchOptions{}, "status")
 	}
 }

@@ -232,6 +232,35 @@ var _ = Describe("DaemonSets", func() {
 		}).Should(Succeed())
 	})
 
+	It("replace a daemon pod that failed", func(ctx SpecContext) {
+		cluster.BindAndRunPods(client, ns)
+		_, err := client.AppsV1().DaemonSets(ns).Create(ctx, daemonSetOf("crash", nodeLabel), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var victim corev1.Pod
+		Eventually(func(g Gomega) {
+			pods := daemonPods(ctx, g, ns, "crash")
+			g.Expect(nodesOf(pods)).To(Equal([]string{ns + "-a", ns + "-b"}))
+			for _, p := range pods {
+				g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
+				if p.Spec.NodeName == ns+"-a" {
+					victim = p
+				}
+			}
+		}).Should(Succeed())
+		_, err = client.CoreV1().Pods(ns).Patch(ctx, victim.Name, types.MergePatchType, []byte(`{"status":{"phase":"Failed"}}`), metav1.PatchOptions{}, "status")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			pods := daemonPods(ctx, g, ns, "crash")
+			g.Expect(nodesOf(pods)).To(Equal([]string{ns + "-a", ns + "-b"}))
+			g.Expect(pods).NotTo(HaveKey(victim.Name + "@" + ns + "-a"))
+			for _, p := range pods {
+				g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning))
+			}
+		}).Should(Succeed())
+		Eventually(func() []string { return eventsOf(ctx, ns, "DaemonSet", "crash") }).Should(ContainElement(
+			"Warning FailedDaemonPod Found failed daemon pod " + ns + "/" + victim.Name + " on node " + ns + "-a, will try to kill it"))
+	})
+
 	It("start the new pod beside the old one with maxSurge, and delete pods from nodes that no longer qualify", func(ctx SpecContext) {
 		cluster.BindAndRunPods(client, ns)
 		ds := daemonSetOf("surge", nodeLabel)

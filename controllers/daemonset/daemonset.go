@@ -30,11 +30,20 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/ptr"
 )
 
 // burstReplicas bounds the pods created or deleted in one sync, as upstream's default.
 const burstReplicas = 250
+
+// A daemon pod that fails is replaced after a delay per node that starts at failedPodBackoff and
+// doubles on each failure up to maxFailedPodBackoff, as upstream's, so that a pod its node keeps
+// refusing is not recreated in a tight loop.
+const (
+	failedPodBackoff    = time.Second
+	maxFailedPodBackoff = 15 * time.Minute
+)
 
 var kind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 
@@ -53,6 +62,7 @@ type controller struct {
 	nodeLister   corelisters.NodeLister
 	revLister    appslisters.ControllerRevisionLister
 	expectations manager.Expectations
+	failed       *flowcontrol.Backoff
 	// recorder is set by Run before the workers start.
 	recorder record.EventRecorder
 }
@@ -64,7 +74,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	nodes := c.Informers.Core().V1().Nodes()
 	revs := c.Informers.Apps().V1().ControllerRevisions()
 	ctl := &controller{client: c.Client, history: history.Store{Client: c.Client}, dsLister: dss.Lister(), podLister: pods.Lister(),
-		nodeLister: nodes.Lister(), revLister: revs.Lister()}
+		nodeLister: nodes.Lister(), revLister: revs.Lister(), failed: flowcontrol.NewBackOff(failedPodBackoff, maxFailedPodBackoff)}
 	ctl.Loop = manager.NewLoop("daemonset-controller", 2, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{dss.Informer().HasSynced, pods.Informer().HasSynced, nodes.Informer().HasSynced, revs.Informer().HasSynced}
 	enqueue := func(o any) {
@@ -142,11 +152,25 @@ func New(c *manager.Context) (manager.Controller, error) {
 	return ctl, nil
 }
 
-// Run records events while the loop runs.
+// Run records events while the loop runs, and forgets old failed-pod backoffs every minute.
 func (c *controller) Run(ctx context.Context) error {
 	recorder, stop := manager.StartEvents(c.client, "daemonset-controller")
 	defer stop()
 	c.recorder = recorder
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.failed.GC()
+			}
+		}
+	})
 	return c.Loop.Run(ctx)
 }
 
@@ -302,6 +326,12 @@ func (c *controller) manage(ctx context.Context, key string, ds *appsv1.DaemonSe
 				switch {
 				case p.DeletionTimestamp != nil:
 				case p.Status.Phase == corev1.PodFailed:
+					backoffKey := fmt.Sprintf("%s/%d/%s", ds.UID, ds.Status.ObservedGeneration, node.Name)
+					if c.failed.IsInBackOffSinceUpdate(backoffKey, now) {
+						c.Queue.AddAfter(key, c.failed.Get(backoffKey))
+						continue
+					}
+					c.failed.Next(backoffKey, now)
 					c.recorder.Eventf(ds, corev1.EventTypeWarning, "FailedDaemonPod", "Found failed daemon pod %s/%s on node %s, will try to kill it", p.Namespace, p.Name, node.Name)
 					remove = append(remove, p.Name)
 				case p.Status.Phase == corev1.PodSucceeded:
