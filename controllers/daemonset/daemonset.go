@@ -226,6 +226,9 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, nil
 	}
 	cur, old, err := c.constructHistory(ctx, ds, selector)
+	if manager.NamespaceTerminating(err) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("failed to construct revisions of DaemonSet: %w", err)
 	}
@@ -243,6 +246,9 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 	}
 	after, statusErr := c.updateStatus(ctx, ds, selector, nodes, hash, true)
+	if manager.NamespaceTerminating(manageErr) {
+		manageErr = nil
+	}
 	if manageErr != nil {
 		return 0, manageErr
 	}

@@ -194,7 +194,11 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, err
 	}
-	return c.update(ctx, set, pods, revisions)
+	after, err := c.update(ctx, set, pods, revisions)
+	if manager.NamespaceTerminating(err) {
+		return 0, nil
+	}
+	return after, err
 }
 
 // claimPods adopts the orphans the set selects and whose names make them its members, releases
