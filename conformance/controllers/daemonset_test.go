@@ -261,6 +261,36 @@ var _ = Describe("DaemonSets", func() {
 			"Warning FailedDaemonPod Found failed daemon pod " + ns + "/" + victim.Name + " on node " + ns + "-a, will try to kill it"))
 	})
 
+	It("keep a pod on a node newly tainted NoSchedule as misscheduled, and remove it for NoExecute", func(ctx SpecContext) {
+		cluster.BindAndRunPods(client, ns)
+		_, err := client.AppsV1().DaemonSets(ns).Create(ctx, daemonSetOf("taint", nodeLabel), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		status := func(g Gomega) appsv1.DaemonSetStatus {
+			ds, err := client.AppsV1().DaemonSets(ns).Get(ctx, "taint", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			return ds.Status
+		}
+		Eventually(func(g Gomega) { g.Expect(status(g).NumberAvailable).To(Equal(int32(2))) }).Should(Succeed())
+		taint := func(effect corev1.TaintEffect) {
+			_, err := client.CoreV1().Nodes().Patch(ctx, ns+"-a", types.MergePatchType,
+				[]byte(`{"spec":{"taints":[{"key":"maintenance","effect":"`+string(effect)+`"}]}}`), metav1.PatchOptions{})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		taint(corev1.TaintEffectNoSchedule)
+		Eventually(func(g Gomega) {
+			s := status(g)
+			g.Expect(s.DesiredNumberScheduled).To(Equal(int32(1)))
+			g.Expect(s.NumberMisscheduled).To(Equal(int32(1)))
+			g.Expect(s.CurrentNumberScheduled).To(Equal(int32(1)))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) []string { return nodesOf(daemonPods(ctx, g, ns, "taint")) }, "500ms").Should(Equal([]string{ns + "-a", ns + "-b"}))
+		taint(corev1.TaintEffectNoExecute)
+		Eventually(func(g Gomega) {
+			g.Expect(nodesOf(daemonPods(ctx, g, ns, "taint"))).To(Equal([]string{ns + "-b"}))
+			g.Expect(status(g).NumberMisscheduled).To(BeZero())
+		}).Should(Succeed())
+	})
+
 	It("start the new pod beside the old one with maxSurge, and delete pods from nodes that no longer qualify", func(ctx SpecContext) {
 		cluster.BindAndRunPods(client, ns)
 		ds := daemonSetOf("surge", nodeLabel)
