@@ -412,23 +412,21 @@ func (c *controller) syncNodes(ctx context.Context, key string, ds *appsv1.Daemo
 	}
 	for pos, batch := 0, 1; pos < len(create); pos, batch = pos+batch, batch*2 {
 		batch = min(batch, len(create)-pos)
+		before := len(errs) // no creates run between batches
 		var wg sync.WaitGroup
-		failed := false
 		for _, node := range create[pos : pos+batch] {
 			wg.Go(func() {
 				if err := c.createPod(ctx, ds, template, node); err != nil {
 					c.expectations.Observe(key, 1, 0)
-					if !apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+					if !manager.NamespaceTerminating(err) {
 						fail(err)
-						mu.Lock()
-						failed = true
-						mu.Unlock()
 					}
 				}
 			})
 		}
 		wg.Wait()
-		if failed {
+		if len(errs) > before {
+			// The rest would fail alike: they will not show up.
 			if skipped := len(create) - pos - batch; skipped > 0 {
 				c.expectations.Observe(key, skipped, 0)
 			}
