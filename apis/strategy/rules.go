@@ -32,8 +32,11 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{Generation: true, Default: defaultReplicationController}
 	case "apps/Deployment":
 		return Rules{Generation: true, Default: defaultDeployment, Validate: validateDeployment, ValidateUpdate: validateDeploymentUpdate}
-	case "apps/ReplicaSet", "apps/StatefulSet", "apps/DaemonSet":
+	case "apps/ReplicaSet", "apps/StatefulSet":
 		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate}
+	case "apps/DaemonSet":
+		return Rules{Generation: true, Default: defaultWorkload, Validate: validateWorkload, ValidateUpdate: validateWorkloadUpdate,
+			PrepareForCreate: firstTemplateGeneration, PrepareForUpdate: nextTemplateGeneration, PrepareForStatusUpdate: nextTemplateGeneration}
 	case "batch/Job":
 		return Rules{Generation: true, Default: defaultJob, Validate: validateJob, ValidateUpdate: validateJobUpdate,
 			Subresources: map[string]SubresourceRules{"status": {Keep: keepJobSpec, ValidateUpdate: validateJobStatusUpdate}}}

@@ -40,8 +40,12 @@ type Rules struct {
 	AllowCreateOnUpdate bool
 	// Generation says whether the kind tracks metadata.generation.
 	Generation bool
+	// PrepareForCreate sets what the server decides on creation of the main resource.
+	PrepareForCreate func(obj runtime.Object)
 	// PrepareForUpdate keeps what an update of the main resource may not change, beyond status.
 	PrepareForUpdate func(obj, old runtime.Object)
+	// PrepareForStatusUpdate keeps what a status write may not change beyond the spec.
+	PrepareForStatusUpdate func(obj, old runtime.Object)
 	// Subresources are the kind's own subresources that write part of the spec
 	// (pods/ephemeralcontainers, pods/resize): Keep reduces a write to that part.
 	Subresources map[string]SubresourceRules
@@ -78,6 +82,9 @@ func (g *generic) PrepareForCreate(obj runtime.Object) {
 	} else {
 		m.SetGeneration(0)
 	}
+	if g.rules.PrepareForCreate != nil && g.subresource == "" {
+		g.rules.PrepareForCreate(obj)
+	}
 	if g.rules.Default != nil {
 		g.rules.Default(obj)
 	}
@@ -95,6 +102,9 @@ func (g *generic) PrepareForUpdate(obj, old runtime.Object) {
 		// A status write changes status and nothing of the spec.
 		setField(obj, "Spec", fieldOf(old, "Spec"))
 		m.SetGeneration(oldMeta.GetGeneration())
+		if g.rules.PrepareForStatusUpdate != nil {
+			g.rules.PrepareForStatusUpdate(obj, old)
+		}
 	case g.res.HasSubresource("status"):
 		// The main resource never changes status.
 		setField(obj, "Status", fieldOf(old, "Status"))

@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"fmt"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -469,4 +470,44 @@ func validateWorkloadUpdate(obj, old runtime.Object) field.ErrorList {
 		}
 	}
 	return nil
+}
+
+// A DaemonSet's template generation counts the changes of its pod template. Upstream keeps it in
+// the internal spec and shows it in apps/v1 as this annotation, which clients cannot set; the
+// DaemonSet controller labels pods with it.
+const templateGenerationAnnotation = appsv1.DeprecatedTemplateGeneration
+
+// firstTemplateGeneration gives a new DaemonSet template generation 1.
+func firstTemplateGeneration(obj runtime.Object) {
+	ds, ok := obj.(*appsv1.DaemonSet)
+	if !ok {
+		return
+	}
+	if ds.Annotations == nil {
+		ds.Annotations = map[string]string{}
+	}
+	ds.Annotations[templateGenerationAnnotation] = "1"
+}
+
+// nextTemplateGeneration keeps a DaemonSet's template generation, counting one more when the
+// update changes the template.
+func nextTemplateGeneration(obj, old runtime.Object) {
+	ds, ok1 := obj.(*appsv1.DaemonSet)
+	oldDS, ok2 := old.(*appsv1.DaemonSet)
+	if !ok1 || !ok2 {
+		return
+	}
+	defaultWorkload(ds) // compare templates as they will be stored
+	g, _ := strconv.ParseInt(oldDS.Annotations[templateGenerationAnnotation], 10, 64)
+	if !apiequality.Semantic.DeepEqual(ds.Spec.Template, oldDS.Spec.Template) {
+		g++
+	}
+	if g <= 0 {
+		delete(ds.Annotations, templateGenerationAnnotation)
+		return
+	}
+	if ds.Annotations == nil {
+		ds.Annotations = map[string]string{}
+	}
+	ds.Annotations[templateGenerationAnnotation] = strconv.FormatInt(g, 10)
 }

@@ -33,14 +33,13 @@ func MarkPodsReady(client kubernetes.Interface, ns string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	ginkgo.DeferCleanup(func() { cancel(); <-done })
-	ready := []byte(`{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`)
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
 			if list, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
 				for _, p := range list.Items {
 					if p.Status.Phase != corev1.PodRunning && p.DeletionTimestamp == nil {
-						_, _ = client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, ready, metav1.PatchOptions{}, "status")
+						_, _ = client.CoreV1().Pods(ns).Patch(ctx, p.Name, types.MergePatchType, readyStatus, metav1.PatchOptions{}, "status")
 					}
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/controllers/cronjob"
+	"github.com/keelson/keelson/controllers/daemonset"
 	"github.com/keelson/keelson/controllers/deployment"
 	"github.com/keelson/keelson/controllers/disruption"
 	"github.com/keelson/keelson/controllers/garbagecollector"
@@ -21,6 +22,7 @@ import (
 	"github.com/keelson/keelson/controllers/resourcequota"
 	"github.com/keelson/keelson/controllers/rootca"
 	"github.com/keelson/keelson/controllers/serviceaccount"
+	"github.com/keelson/keelson/controllers/statefulset"
 	"github.com/keelson/keelson/controllers/tainteviction"
 	"github.com/keelson/keelson/controllers/ttlafterfinished"
 	"k8s.io/client-go/rest"
@@ -53,73 +55,41 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		opts.Election.Log = opts.Log
 	}
 	return manager.Run(ctx, cfg, opts.Election, func(c *manager.Context) ([]manager.Controller, error) {
-		sa, err := serviceaccount.New(c)
-		if err != nil {
-			return nil, err
+		constructors := []func(*manager.Context) (manager.Controller, error){
+			serviceaccount.New,
+			func(c *manager.Context) (manager.Controller, error) { return rootca.New(c, opts.RootCA) },
+			namespace.New,
+			garbagecollector.New,
+			replicaset.New,
+			replicaset.NewReplicationController,
+			deployment.New,
+			statefulset.New,
+			daemonset.New,
+			job.New,
+			cronjob.New,
+			ttlafterfinished.New,
+			func(c *manager.Context) (manager.Controller, error) {
+				return podgc.New(c, opts.TerminatedPodGCThreshold)
+			},
+			func(c *manager.Context) (manager.Controller, error) {
+				return nodelifecycle.New(c, opts.NodeMonitorGracePeriod)
+			},
+			tainteviction.New,
+			disruption.New,
+			resourcequota.New,
 		}
-		ca, err := rootca.New(c, opts.RootCA)
-		if err != nil {
-			return nil, err
-		}
-		ns, err := namespace.New(c)
-		if err != nil {
-			return nil, err
-		}
-		gc, err := garbagecollector.New(c)
-		if err != nil {
-			return nil, err
-		}
-		rs, err := replicaset.New(c)
-		if err != nil {
-			return nil, err
-		}
-		rc, err := replicaset.NewReplicationController(c)
-		if err != nil {
-			return nil, err
-		}
-		dep, err := deployment.New(c)
-		if err != nil {
-			return nil, err
-		}
-		pgc, err := podgc.New(c, opts.TerminatedPodGCThreshold)
-		if err != nil {
-			return nil, err
-		}
-		lifecycle, err := nodelifecycle.New(c, opts.NodeMonitorGracePeriod)
-		if err != nil {
-			return nil, err
-		}
-		eviction, err := tainteviction.New(c)
-		if err != nil {
-			return nil, err
-		}
-		dis, err := disruption.New(c)
-		if err != nil {
-			return nil, err
-		}
-		rq, err := resourcequota.New(c)
-		if err != nil {
-			return nil, err
-		}
-		jobs, err := job.New(c)
-		if err != nil {
-			return nil, err
-		}
-		ttl, err := ttlafterfinished.New(c)
-		if err != nil {
-			return nil, err
-		}
-		cj, err := cronjob.New(c)
-		if err != nil {
-			return nil, err
-		}
-		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction, dis, rq, jobs, ttl, cj}
 		if opts.ClusterCIDR != "" {
-			ipam, err := nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
+			constructors = append(constructors, func(c *manager.Context) (manager.Controller, error) {
+				return nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
+			})
+		}
+		controllers := make([]manager.Controller, 0, len(constructors))
+		for _, construct := range constructors {
+			ctl, err := construct(c)
 			if err != nil {
 				return nil, err
 			}
-			controllers = append(controllers, ipam)
+			controllers = append(controllers, ctl)
 		}
 		return controllers, nil
 	})
