@@ -98,7 +98,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 			}
 			ctl.onPod(oldPod, 0, 0)
 			ctl.onPod(pod, 0, 0)
-			if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == kind.Kind && !podReady(oldPod) && podReady(pod) {
+			if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == kind.Kind && !manager.PodReady(oldPod) && manager.PodReady(pod) {
 				if ds, err := ctl.dsLister.DaemonSets(pod.Namespace).Get(ref.Name); err == nil && ds.Spec.MinReadySeconds > 0 {
 					ctl.Queue.AddAfter(pod.Namespace+"/"+ref.Name, time.Duration(ds.Spec.MinReadySeconds)*time.Second)
 				}
@@ -276,32 +276,7 @@ func (c *controller) nodeToPods(ctx context.Context, ds *appsv1.DaemonSet, selec
 }
 
 func (c *controller) claimPods(ctx context.Context, ds *appsv1.DaemonSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	var owned []*corev1.Pod
-	for _, p := range pods {
-		ref := metav1.GetControllerOfNoCopy(p)
-		matches := selector.Matches(labels.Set(p.Labels))
-		switch {
-		case ref != nil && ref.UID == ds.UID:
-			if matches {
-				owned = append(owned, p)
-				continue
-			}
-			_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.ReleasePatch(ds.UID, p.UID), metav1.PatchOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && p.DeletionTimestamp == nil && ds.DeletionTimestamp == nil:
-			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.AdoptPatch(kind, ds, p.UID), metav1.PatchOptions{})
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			owned = append(owned, adopted)
-		}
-	}
-	return owned, nil
+	return manager.ClaimPods(ctx, c.client, kind, ds, pods, func(p *corev1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
 }
 
 // manage creates the pods missing on nodes that should run one and deletes those on nodes that
@@ -369,7 +344,7 @@ func (c *controller) manage(ctx context.Context, key string, ds *appsv1.DaemonSe
 					remove = append(remove, p.Name)
 				}
 			}
-			if oldestNew != nil && oldestOld != nil && (!podReady(oldestOld) || available(oldestNew, ds.Spec.MinReadySeconds, now)) {
+			if oldestNew != nil && oldestOld != nil && (!manager.PodReady(oldestOld) || manager.PodAvailable(oldestNew, ds.Spec.MinReadySeconds, now)) {
 				remove = append(remove, oldestOld.Name)
 			}
 		case exists:
@@ -581,10 +556,10 @@ func (c *controller) rollingUpdate(ctx context.Context, key string, ds *appsv1.D
 			case !ok, oldPod == nil && newPod == nil, oldPod != nil && newPod != nil:
 				numUnavailable++
 			case newPod != nil:
-				if !available(newPod, ds.Spec.MinReadySeconds, now) {
+				if !manager.PodAvailable(newPod, ds.Spec.MinReadySeconds, now) {
 					numUnavailable++
 				}
-			case !available(oldPod, ds.Spec.MinReadySeconds, now):
+			case !manager.PodAvailable(oldPod, ds.Spec.MinReadySeconds, now):
 				replace = append(replace, oldPod.Name)
 				numUnavailable++
 			case numUnavailable < maxUnavailable:
@@ -604,7 +579,7 @@ func (c *controller) rollingUpdate(ctx context.Context, key string, ds *appsv1.D
 			continue
 		}
 		switch {
-		case oldPod != nil && available(oldPod, ds.Spec.MinReadySeconds, now), oldPod == nil && newPod != nil && available(newPod, ds.Spec.MinReadySeconds, now):
+		case oldPod != nil && manager.PodAvailable(oldPod, ds.Spec.MinReadySeconds, now), oldPod == nil && newPod != nil && manager.PodAvailable(newPod, ds.Spec.MinReadySeconds, now):
 			numAvailable++
 		}
 		switch {
@@ -616,9 +591,9 @@ func (c *controller) rollingUpdate(ctx context.Context, key string, ds *appsv1.D
 			}
 			run, _ := place.shouldRun(node)
 			switch {
-			case !available(oldPod, ds.Spec.MinReadySeconds, now) && !run:
+			case !manager.PodAvailable(oldPod, ds.Spec.MinReadySeconds, now) && !run:
 				remove = append(remove, oldPod.Name)
-			case !available(oldPod, ds.Spec.MinReadySeconds, now):
+			case !manager.PodAvailable(oldPod, ds.Spec.MinReadySeconds, now):
 				allowed = append(allowed, n)
 			case !run:
 				sunset = append(sunset, oldPod.Name)
@@ -626,7 +601,7 @@ func (c *controller) rollingUpdate(ctx context.Context, key string, ds *appsv1.D
 				candidates = append(candidates, n)
 			}
 		default:
-			if !available(newPod, ds.Spec.MinReadySeconds, now) {
+			if !manager.PodAvailable(newPod, ds.Spec.MinReadySeconds, now) {
 				numSurge++
 				continue
 			}
@@ -667,9 +642,9 @@ func (c *controller) updateStatus(ctx context.Context, ds *appsv1.DaemonSet, sel
 		sorted := append([]*corev1.Pod(nil), pods...)
 		sortPods(sorted)
 		p := sorted[0]
-		if podReady(p) {
+		if manager.PodReady(p) {
 			s.NumberReady++
-			if available(p, ds.Spec.MinReadySeconds, now) {
+			if manager.PodAvailable(p, ds.Spec.MinReadySeconds, now) {
 				s.NumberAvailable++
 			}
 		}
@@ -878,21 +853,4 @@ func sortPods(pods []*corev1.Pod) {
 	})
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
 
-// available tells whether a pod has been ready for minReadySeconds.
-func available(p *corev1.Pod, minReady int32, now time.Time) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return minReady == 0 || !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
-		}
-	}
-	return false
-}

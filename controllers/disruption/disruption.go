@@ -428,21 +428,13 @@ func countHealthy(pods []*corev1.Pod, disrupted map[string]metav1.Time, now time
 		if at, ok := disrupted[pod.Name]; ok && at.Add(DeletionTimeout).After(now) {
 			continue
 		}
-		if podReady(pod) {
+		if manager.PodReady(pod) {
 			n++
 		}
 	}
 	return n
 }
 
-func podReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
 
 func (c *controller) updateStatus(ctx context.Context, pdb *policyv1.PodDisruptionBudget, healthy, desired, expected int32, disrupted map[string]metav1.Time) error {
 	// A budget that expects no pods allows nothing, so that its first pods are safe before the

@@ -439,14 +439,6 @@ func podTerminating(p *corev1.Pod) bool {
 	return p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
 
 // errFrom returns the first error sent on errs, which the caller has closed.
 func errFrom(errs <-chan error) error {

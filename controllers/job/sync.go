@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"github.com/keelson/keelson/controllers/manager"
 	"sort"
 	"strconv"
 	"sync"
@@ -73,7 +74,7 @@ func (s *syncState) run(ctx context.Context) (time.Duration, error) {
 		switch {
 		case podActive(p):
 			s.active = append(s.active, p)
-			if podReady(p) {
+			if manager.PodReady(p) {
 				s.ready++
 			}
 		case podTerminating(p):
@@ -383,7 +384,7 @@ func (s *syncState) manage(ctx context.Context) error {
 		return nil
 	}
 	s.c.expect(s.key, int(diff), 0)
-	created, err := slowStart(int(diff), func(i int) error {
+	created, err := manager.SlowStart(int(diff), func(i int) error {
 		ix := noIndex
 		if indexes != nil {
 			ix = indexes[i]
@@ -397,34 +398,6 @@ func (s *syncState) manage(ctx context.Context) error {
 	return err
 }
 
-// slowStart calls create for 0..n-1 in batches of 1, 2, 4, ... until one batch has a failure,
-// so that a failing template costs one call, not n. It returns how many succeeded.
-func slowStart(n int, create func(i int) error) (int, error) {
-	done, next := 0, 0
-	for batch := 1; next < n; batch *= 2 {
-		size := min(batch, n-next)
-		errs := make(chan error, size)
-		var wg sync.WaitGroup
-		for i := next; i < next+size; i++ {
-			wg.Go(func() { errs <- create(i) })
-		}
-		wg.Wait()
-		close(errs)
-		next += size
-		var firstErr error
-		for err := range errs {
-			if err == nil {
-				done++
-			} else if firstErr == nil {
-				firstErr = err
-			}
-		}
-		if firstErr != nil {
-			return done, firstErr
-		}
-	}
-	return done, nil
-}
 
 // maxGeneratedNameLength leaves room for the five random characters the API server adds.
 const maxGeneratedNameLength = 58
@@ -546,7 +519,7 @@ func rankPods(pods []*corev1.Pod) {
 			return 0
 		case p.Status.Phase == corev1.PodPending:
 			return 1
-		case !podReady(p):
+		case !manager.PodReady(p):
 			return 2
 		}
 		return 3
@@ -585,7 +558,7 @@ func (s *syncState) deletePods(ctx context.Context, pods []*corev1.Pod, release 
 			}
 			mu.Lock()
 			deleted++
-			if podReady(p) {
+			if manager.PodReady(p) {
 				deletedReady++
 			}
 			mu.Unlock()

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -297,31 +296,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 // claim adopts matching orphans and releases owned pods that no longer match, returning the pods
 // the ReplicaSet owns.
 func (c *controller) claim(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	var owned []*corev1.Pod
-	for _, p := range pods {
-		ref := metav1.GetControllerOf(p)
-		matches := selector.Matches(labels.Set(p.Labels))
-		switch {
-		case ref != nil && ref.UID == rs.UID:
-			if matches {
-				owned = append(owned, p)
-				continue
-			}
-			if _, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.ReleasePatch(rs.UID, p.UID), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && p.DeletionTimestamp == nil && rs.DeletionTimestamp == nil:
-			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.AdoptPatch(c.kind.gvk, rs, p.UID), metav1.PatchOptions{})
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			owned = append(owned, adopted)
-		}
-	}
-	return owned, nil
+	return manager.ClaimPods(ctx, c.client, c.kind.gvk, rs, pods, func(p *corev1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) })
 }
 
 // manage creates or deletes pods to reach spec.replicas.
@@ -332,7 +307,7 @@ func (c *controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	case diff < 0:
 		n := min(-diff, burstReplicas)
 		c.expect(key, n, 0)
-		created, err := slowStart(n, func() error { return c.createPod(ctx, rs) })
+		created, err := manager.SlowStart(n, func(int) error { return c.createPod(ctx, rs) })
 		if skipped := n - created; skipped > 0 {
 			c.observe(key, skipped, 0) // the pods not created will not show up
 		}
@@ -356,33 +331,6 @@ func (c *controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	return nil
 }
 
-// slowStart calls create in batches of 1, 2, 4, ... until n succeed or one batch fails, so that a
-// failing template costs one call, not n. It returns how many succeeded.
-func slowStart(n int, create func() error) (int, error) {
-	done := 0
-	for batch := 1; done < n; batch *= 2 {
-		size := min(batch, n-done)
-		errs := make(chan error, size)
-		var wg sync.WaitGroup
-		for range size {
-			wg.Go(func() { errs <- create() })
-		}
-		wg.Wait()
-		close(errs)
-		var firstErr error
-		for err := range errs {
-			if err == nil {
-				done++
-			} else if firstErr == nil {
-				firstErr = err
-			}
-		}
-		if firstErr != nil {
-			return done, firstErr
-		}
-	}
-	return done, nil
-}
 
 func (c *controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
 	t := rs.Spec.Template.DeepCopy()
@@ -411,7 +359,7 @@ func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
 			return 0
 		case p.Status.Phase == corev1.PodPending:
 			return 1
-		case !ready(p):
+		case !manager.PodReady(p):
 			return 2
 		}
 		return 3
@@ -426,24 +374,7 @@ func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
 	return ranked[:n]
 }
 
-func ready(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
 
-// available tells whether a pod has been ready for minReadySeconds.
-func available(p *corev1.Pod, minReady int32, now time.Time) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return minReady == 0 || !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
-		}
-	}
-	return false
-}
 
 // minReadyRecheck is when a ready-but-not-yet-available pod becomes available.
 func minReadyRecheck(rs *appsv1.ReplicaSet, active []*corev1.Pod) time.Duration {
@@ -452,7 +383,7 @@ func minReadyRecheck(rs *appsv1.ReplicaSet, active []*corev1.Pod) time.Duration 
 	}
 	now := time.Now()
 	for _, p := range active {
-		if ready(p) && !available(p, rs.Spec.MinReadySeconds, now) {
+		if manager.PodReady(p) && !manager.PodAvailable(p, rs.Spec.MinReadySeconds, now) {
 			return time.Duration(rs.Spec.MinReadySeconds) * time.Second
 		}
 	}
@@ -467,10 +398,10 @@ func (c *controller) updateStatus(ctx context.Context, rs *appsv1.ReplicaSet, ac
 		if templateLabels.Matches(labels.Set(p.Labels)) {
 			status.FullyLabeledReplicas++
 		}
-		if ready(p) {
+		if manager.PodReady(p) {
 			status.ReadyReplicas++
 		}
-		if available(p, rs.Spec.MinReadySeconds, now) {
+		if manager.PodAvailable(p, rs.Spec.MinReadySeconds, now) {
 			status.AvailableReplicas++
 		}
 	}

@@ -82,7 +82,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 			ctl.onChild(old)
 			ctl.onChild(o)
 			// A pod that turns ready becomes available minReadySeconds later, with no event to say so.
-			if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == kind.Kind && !podReady(oldPod) && podReady(pod) {
+			if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == kind.Kind && !manager.PodReady(oldPod) && manager.PodReady(pod) {
 				if set, err := ctl.setLister.StatefulSets(pod.Namespace).Get(ref.Name); err == nil && set.Spec.MinReadySeconds > 0 {
 					ctl.Queue.AddAfter(pod.Namespace+"/"+ref.Name, time.Duration(set.Spec.MinReadySeconds)*time.Second)
 				}
@@ -196,32 +196,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 // claimPods adopts the orphans the set selects and whose names make them its members, releases
 // the pods it owns that no longer qualify, and returns the pods it owns.
 func (c *controller) claimPods(ctx context.Context, set *appsv1.StatefulSet, selector labels.Selector, pods []*corev1.Pod) ([]*corev1.Pod, error) {
-	var owned []*corev1.Pod
-	for _, p := range pods {
-		ref := metav1.GetControllerOfNoCopy(p)
-		matches := selector.Matches(labels.Set(p.Labels)) && isMemberOf(set, p)
-		switch {
-		case ref != nil && ref.UID == set.UID:
-			if matches {
-				owned = append(owned, p)
-				continue
-			}
-			_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.ReleasePatch(set.UID, p.UID), metav1.PatchOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && p.DeletionTimestamp == nil && set.DeletionTimestamp == nil:
-			adopted, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, manager.AdoptPatch(kind, set, p.UID), metav1.PatchOptions{})
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			owned = append(owned, adopted)
-		}
-	}
-	return owned, nil
+	return manager.ClaimPods(ctx, c.client, kind, set, pods, func(p *corev1.Pod) bool { return selector.Matches(labels.Set(p.Labels)) && isMemberOf(set, p) })
 }
 
 // update reconciles the set's pods and claims with its spec and revisions, writes its status
@@ -463,7 +438,7 @@ func (c *controller) processReplica(ctx context.Context, set, updateSet *appsv1.
 			return true, err
 		}
 	}
-	if monotonic && (pod.DeletionTimestamp != nil || !runningAndReady(pod) || !available(pod, set.Spec.MinReadySeconds, now)) {
+	if monotonic && (pod.DeletionTimestamp != nil || !runningAndReady(pod) || !manager.PodAvailable(pod, set.Spec.MinReadySeconds, now)) {
 		return true, nil
 	}
 	if !identityMatches(set, pod) {
@@ -485,7 +460,7 @@ func (c *controller) processCondemned(ctx context.Context, set *appsv1.StatefulS
 	if pod.DeletionTimestamp != nil {
 		return monotonic, nil
 	}
-	if monotonic && pod != firstUnavailable && (!runningAndReady(pod) || !available(pod, set.Spec.MinReadySeconds, now)) {
+	if monotonic && pod != firstUnavailable && (!runningAndReady(pod) || !manager.PodAvailable(pod, set.Spec.MinReadySeconds, now)) {
 		return true, nil
 	}
 	return true, c.deletePod(ctx, set, pod)
@@ -520,7 +495,7 @@ func (c *controller) rollingUpdate(ctx context.Context, set *appsv1.StatefulSet,
 	if parallel {
 		// Outdated pods that are unavailable anyway cost nothing to replace.
 		for i := len(replicas) - 1; i >= partition; i-- {
-			if p := replicas[i]; outdated(p) && !available(p, set.Spec.MinReadySeconds, now) {
+			if p := replicas[i]; outdated(p) && !manager.PodAvailable(p, set.Spec.MinReadySeconds, now) {
 				if err := c.deletePod(ctx, set, p); err != nil {
 					return err
 				}
@@ -563,7 +538,7 @@ func countReplicas(status *appsv1.StatefulSetStatus, minReady int32, current, up
 			}
 			if runningAndReady(p) {
 				status.ReadyReplicas++
-				if available(p, minReady, now) {
+				if manager.PodAvailable(p, minReady, now) {
 					status.AvailableReplicas++
 				}
 			}
@@ -806,29 +781,12 @@ func newVersionedPod(currentSet, updateSet *appsv1.StatefulSet, current, updateR
 
 // Pod state.
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
 
 func runningAndReady(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodRunning && podReady(p)
+	return p.Status.Phase == corev1.PodRunning && manager.PodReady(p)
 }
 
-// available tells whether a pod has been ready for minReadySeconds.
-func available(p *corev1.Pod, minReady int32, now time.Time) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-			return minReady == 0 || !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
-		}
-	}
-	return false
-}
 
 func unavailable(p *corev1.Pod, minReady int32, now time.Time) bool {
-	return !available(p, minReady, now) || p.DeletionTimestamp != nil
+	return !manager.PodAvailable(p, minReady, now) || p.DeletionTimestamp != nil
 }

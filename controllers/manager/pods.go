@@ -1,0 +1,96 @@
+package manager
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// PodReady tells whether the pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// PodAvailable tells whether the pod has been ready for minReadySeconds at now.
+func PodAvailable(p *corev1.Pod, minReady int32, now time.Time) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return minReady == 0 || !c.LastTransitionTime.Add(time.Duration(minReady)*time.Second).After(now)
+		}
+	}
+	return false
+}
+
+// SlowStart calls create for 0..n-1 in batches of 1, 2, 4, ... until a batch has a failure, so
+// that a failing template costs one call, not n, as upstream's controllers create pods. It
+// returns how many succeeded.
+func SlowStart(n int, create func(i int) error) (int, error) {
+	done, next := 0, 0
+	for batch := 1; next < n; batch *= 2 {
+		size := min(batch, n-next)
+		errs := make(chan error, size)
+		var wg sync.WaitGroup
+		for i := next; i < next+size; i++ {
+			wg.Go(func() { errs <- create(i) })
+		}
+		wg.Wait()
+		close(errs)
+		next += size
+		var firstErr error
+		for err := range errs {
+			if err == nil {
+				done++
+			} else if firstErr == nil {
+				firstErr = err
+			}
+		}
+		if firstErr != nil {
+			return done, firstErr
+		}
+	}
+	return done, nil
+}
+
+// ClaimPods sorts out the owner's pods among pods: it keeps those it controls that still
+// qualify, releases those that no longer do, and adopts qualifying orphans (unless the owner or
+// the orphan is being deleted). It returns the pods the owner controls afterwards.
+func ClaimPods(ctx context.Context, client kubernetes.Interface, gvk schema.GroupVersionKind, owner metav1.Object, pods []*corev1.Pod, qualifies func(*corev1.Pod) bool) ([]*corev1.Pod, error) {
+	var owned []*corev1.Pod
+	for _, p := range pods {
+		ref := metav1.GetControllerOfNoCopy(p)
+		matches := qualifies(p)
+		switch {
+		case ref != nil && ref.UID == owner.GetUID():
+			if matches {
+				owned = append(owned, p)
+				continue
+			}
+			_, err := client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, ReleasePatch(owner.GetUID(), p.UID), metav1.PatchOptions{})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return nil, err
+			}
+		case ref == nil && matches && p.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil:
+			adopted, err := client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, AdoptPatch(gvk, owner, p.UID), metav1.PatchOptions{})
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			owned = append(owned, adopted)
+		}
+	}
+	return owned, nil
+}
