@@ -7,7 +7,6 @@ package replicaset
 import (
 	"context"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/keelson/keelson/controllers/manager"
@@ -26,9 +25,6 @@ import (
 // burstReplicas bounds the pods created or deleted in one sync, as upstream's default.
 const burstReplicas = 500
 
-// expectationsTimeout is how long the controller trusts its own pending creates and deletes before
-// looking at the pods again regardless.
-const expectationsTimeout = 5 * time.Minute
 
 type controller struct {
 	*manager.Loop
@@ -36,16 +32,11 @@ type controller struct {
 	kind      kind
 	podLister corelisters.PodLister
 
-	// expectations are the creates and deletes issued but not yet seen in the informer, by key;
-	// a sync that manages pods waits for them so as not to act on a stale view.
-	mu           sync.Mutex
-	expectations map[string]*expectation
+	// pending are the creates and deletes issued but not yet seen in the informer, by key; a
+	// sync that manages pods waits for them so as not to act on a stale view.
+	pending manager.Expectations
 }
 
-type expectation struct {
-	adds, dels int
-	at         time.Time
-}
 
 // kind is what the controller manages, seen as ReplicaSets.
 type kind struct {
@@ -136,7 +127,7 @@ func asReplicaSet(rc *corev1.ReplicationController) *appsv1.ReplicaSet {
 
 func newController(c *manager.Context, name string, k kind) (manager.Controller, error) {
 	pods := c.Informers.Core().V1().Pods()
-	ctl := &controller{client: c.Client, kind: k, podLister: pods.Lister(), expectations: map[string]*expectation{}}
+	ctl := &controller{client: c.Client, kind: k, podLister: pods.Lister()}
 	ctl.Loop = manager.NewLoop(name, 5, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{k.informer.HasSynced, pods.Informer().HasSynced}
 	rs := k
@@ -148,7 +139,7 @@ func newController(c *manager.Context, name string, k kind) (manager.Controller,
 	if _, err := rs.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueueRS, UpdateFunc: func(_, o any) { enqueueRS(o) }, DeleteFunc: func(o any) {
 			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
-				ctl.forget(key)
+				ctl.pending.Forget(key)
 			}
 		},
 	}); err != nil {
@@ -179,7 +170,7 @@ func (c *controller) podEvent(p *corev1.Pod, added, deleted int) {
 			return
 		}
 		key := p.Namespace + "/" + ref.Name
-		c.observe(key, added, deleted)
+		c.pending.Observe(key, added, deleted)
 		c.Enqueue(key)
 		return
 	}
@@ -218,33 +209,9 @@ func (c *controller) enqueueMatching(p *corev1.Pod) {
 	}
 }
 
-func (c *controller) expect(key string, adds, dels int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expectations[key] = &expectation{adds: adds, dels: dels, at: time.Now()}
-}
 
-func (c *controller) observe(key string, added, deleted int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.expectations[key]; ok {
-		e.adds -= added
-		e.dels -= deleted
-	}
-}
 
-func (c *controller) satisfied(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.expectations[key]
-	return !ok || (e.adds <= 0 && e.dels <= 0) || time.Since(e.at) > expectationsTimeout
-}
 
-func (c *controller) forget(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.expectations, key)
-}
 
 func (c *controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
@@ -253,7 +220,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	rs, err := c.kind.get(namespace, name)
 	if apierrors.IsNotFound(err) {
-		c.forget(key)
+		c.pending.Forget(key)
 		return 0, nil
 	}
 	if err != nil {
@@ -278,7 +245,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 	}
 	var manageErr error
-	if rs.DeletionTimestamp == nil && c.satisfied(key) {
+	if rs.DeletionTimestamp == nil && c.pending.Satisfied(key) {
 		manageErr = c.manage(ctx, key, rs, active)
 	}
 	if err := c.updateStatus(ctx, rs, active, manageErr); err != nil {
@@ -306,21 +273,21 @@ func (c *controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	switch {
 	case diff < 0:
 		n := min(-diff, burstReplicas)
-		c.expect(key, n, 0)
+		c.pending.Expect(key, n, 0)
 		created, err := manager.SlowStart(n, func(int) error { return c.createPod(ctx, rs) })
 		if skipped := n - created; skipped > 0 {
-			c.observe(key, skipped, 0) // the pods not created will not show up
+			c.pending.Observe(key, skipped, 0) // the pods not created will not show up
 		}
 		return err
 	case diff > 0:
 		n := min(diff, burstReplicas)
 		victims := podsToDelete(active, n)
-		c.expect(key, 0, n)
+		c.pending.Expect(key, 0, n)
 		var firstErr error
 		for _, p := range victims {
 			err := c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}})
 			if err != nil {
-				c.observe(key, 0, 1)
+				c.pending.Observe(key, 0, 1)
 				if !apierrors.IsNotFound(err) && firstErr == nil {
 					firstErr = err
 				}
