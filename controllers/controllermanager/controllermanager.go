@@ -14,6 +14,7 @@ import (
 	"github.com/keelson/keelson/controllers/namespace"
 	"github.com/keelson/keelson/controllers/nodeipam"
 	"github.com/keelson/keelson/controllers/nodelifecycle"
+	"github.com/keelson/keelson/controllers/podautoscaler"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/controllers/replicaset"
 	"github.com/keelson/keelson/controllers/resourcequota"
@@ -98,7 +99,11 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction, dis, rq}
+		hpa, err := podautoscaler.New(c)
+		if err != nil {
+			return nil, err
+		}
+		controllers := []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, lifecycle, eviction, dis, rq, hpa}
 		if opts.ClusterCIDR != "" {
 			ipam, err := nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
 			if err != nil {
