@@ -107,13 +107,12 @@ var _ = Describe("Horizontal pod autoscaler", func() {
 		Expect(err).NotTo(HaveOccurred())
 
 		for _, tc := range []struct {
-			name           string
-			from, to       int32
-			reason         string
-			minReplicasSet bool
+			name     string
+			from, to int32
+			reason   string
 		}{
-			{"few", 1, 3, "Current number of replicas below Spec.MinReplicas", true},
-			{"many", 4, 2, "Current number of replicas above Spec.MaxReplicas", false},
+			{"few", 1, 3, "Current number of replicas below Spec.MinReplicas"},
+			{"many", 4, 2, "Current number of replicas above Spec.MaxReplicas"},
 		} {
 			By("scaling " + tc.name)
 			Eventually(func(g Gomega) {
@@ -133,6 +132,11 @@ var _ = Describe("Horizontal pod autoscaler", func() {
 				// No metrics were read on this pass, so no ScalingActive yet.
 				g.Expect(condition(hpa, autoscalingv2.ScalingActive)).To(BeNil())
 				g.Expect(condition(hpa, autoscalingv2.ScalingLimited)).To(BeNil())
+				zero := condition(hpa, autoscalingv2.ScaledToZero)
+				g.Expect(zero).NotTo(BeNil())
+				g.Expect(zero.Status).To(Equal(corev1.ConditionFalse))
+				g.Expect(zero.Reason).To(Equal("NotScaledToZero"))
+				g.Expect(zero.Message).To(Equal("the HPA controller did not scale the workload to zero"))
 				evs := events(ctx, g, ns, tc.name)
 				g.Expect(evs).To(HaveKey("SuccessfulRescale"))
 				g.Expect(evs["SuccessfulRescale"].Type).To(Equal(corev1.EventTypeNormal))

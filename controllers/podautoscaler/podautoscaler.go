@@ -174,6 +174,7 @@ func (c *controller) deleted(o any) {
 	}
 	c.Queue.Forget(key)
 	c.selectors.delete(key)
+	c.hist.forget(key)
 }
 
 // sync reconciles one autoscaler and looks again after the sync period, whatever happened:

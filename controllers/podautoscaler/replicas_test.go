@@ -58,12 +58,12 @@ var now = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 type podState int
 
 const (
-	ready     podState = iota // running and ready for long
-	pending                   // not started
-	starting                  // started a minute ago, not ready yet
-	wasReady                  // started long ago, ready for a while, now not ready
-	failed                    // failed
-	deleting                  // being deleted
+	ready    podState = iota // running and ready for long
+	pending                  // not started
+	starting                 // started a minute ago, not ready yet
+	wasReady                 // started long ago, ready for a while, now not ready
+	failed                   // failed
+	deleting                 // being deleted
 )
 
 func testPod(name string, cpuRequest string, state podState) *corev1.Pod {
