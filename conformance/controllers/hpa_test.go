@@ -143,6 +143,24 @@ var _ = Describe("Horizontal pod autoscaler", func() {
 				g.Expect(evs["SuccessfulRescale"].Message).To(Equal("New size: " + itoa(tc.to) + "; reason: " + tc.reason))
 			}).WithContext(ctx).Should(Succeed())
 		}
+		// Any kind with a scale subresource, the legacy group's too.
+		rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "legacy"}, Spec: corev1.ReplicationControllerSpec{
+			Replicas: ptr.To(int32(1)), Selector: map[string]string{"rc": "legacy"},
+			Template: &corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"rc": "legacy"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox:1"}}}}}}
+		_, err = client.CoreV1().ReplicationControllers(ns).Create(ctx, rc, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		legacy := hpaFor("legacy", ptr.To(int32(2)), 4)
+		legacy.Spec.ScaleTargetRef = autoscalingv2.CrossVersionObjectReference{APIVersion: "v1", Kind: "ReplicationController", Name: "legacy"}
+		_, err = client.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, legacy, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			rc, err := client.CoreV1().ReplicationControllers(ns).Get(ctx, "legacy", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(*rc.Spec.Replicas).To(Equal(int32(2)))
+			g.Expect(events(ctx, g, ns, "legacy")["SuccessfulRescale"].Message).To(Equal("New size: 2; reason: Current number of replicas below Spec.MinReplicas"))
+		}).WithContext(ctx).Should(Succeed())
+
 		// The API server defaults minReplicas to 1.
 		hpa, err := client.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, "many", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
