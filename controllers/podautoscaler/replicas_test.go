@@ -3,6 +3,7 @@ package podautoscaler
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,17 +16,23 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// samples is a metrics source with fixed answers, standing in for the metrics APIs.
+// samples is a metrics source with fixed answers, standing in for the metrics APIs. The
+// controller tests change it while the controller runs, hence the lock.
 type samples struct {
+	mu       sync.Mutex
 	pods     map[string]int64 // resource or pods metric by pod, milli
 	at       time.Time
 	window   time.Duration
 	object   int64
 	external []int64
 	err      error
+	// externalErr fails the external metrics alone.
+	externalErr error
 }
 
 func (s *samples) podMetrics() (podMetrics, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.err != nil {
 		return nil, time.Time{}, s.err
 	}
@@ -45,10 +52,17 @@ func (s *samples) PodsMetric(context.Context, string, string, labels.Selector, l
 }
 
 func (s *samples) ObjectMetric(context.Context, string, string, *autoscalingv2.CrossVersionObjectReference, labels.Selector) (int64, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.object, s.at, s.err
 }
 
 func (s *samples) ExternalMetric(context.Context, string, string, labels.Selector) ([]int64, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.externalErr != nil {
+		return nil, time.Time{}, s.externalErr
+	}
 	return s.external, s.at, s.err
 }
 
