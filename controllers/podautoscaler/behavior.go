@@ -118,9 +118,9 @@ func (h *history) recordScale(behavior *autoscalingv2.HorizontalPodAutoscalerBeh
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	events, rules, change := h.ups, behavior.ScaleUp, to-from
+	events, rules, change := h.ups, defaultRules(behavior.ScaleUp, true), to-from
 	if to <= from {
-		events, rules, change = h.downs, behavior.ScaleDown, from-to
+		events, rules, change = h.downs, defaultRules(behavior.ScaleDown, false), from-to
 	}
 	cutoff := now.Add(-time.Duration(longestPeriod(rules)) * time.Second)
 	old := -1
