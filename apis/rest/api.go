@@ -176,6 +176,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := a.catalogue.Lookup(info.GroupVersionResource)
+	if res == nil && len(a.catalogue.ForGroupVersion(info.GroupVersionResource.GroupVersion())) == 0 {
+		// A group/version nothing serves falls through upstream's handlers to a plain 404,
+		// which clients report as "the server could not find the requested resource (get
+		// pods.metrics.k8s.io)" (as the HPA controller does without a metrics server).
+		http.NotFound(w, r)
+		return
+	}
 	if res == nil {
 		a.writeError(w, r, notFoundPath())
 		return

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -24,6 +25,8 @@ func TestDefaultsIdempotent(t *testing.T) {
 		{"namespace", defaultNamespace, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ns"}}},
 		{"deployment", defaultDeployment, &appsv1.Deployment{Spec: appsv1.DeploymentSpec{Template: testTemplate()}}},
 		{"statefulset", defaultWorkload, &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Template: testTemplate()}}},
+		{"hpa", defaultHPA, &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptrTo(int32(60))}}}}},
 		{"job", defaultJob, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", UID: "u"}, Spec: batchv1.JobSpec{Template: testTemplate()}}},
 	}
 	for _, tc := range cases {
@@ -374,5 +377,31 @@ func TestDefaultSecret(t *testing.T) {
 	defaultSecret(s)
 	if s.Type != corev1.SecretTypeOpaque || string(s.Data["a"]) != "b" || string(s.Data["c"]) != "d" || s.StringData != nil {
 		t.Errorf("bad defaults: %+v", s)
+	}
+}
+
+// An HPA gets minReplicas 1, a CPU target of 80% when it names no metric, and, when it has a
+// behavior, the unset scaling rules filled in as upstream's autoscaling/v2 defaults do.
+func TestDefaultHPA(t *testing.T) {
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 3,
+		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptrTo(int32(60))}}}}
+	defaultHPA(hpa)
+	max := autoscalingv2.MaxChangePolicySelect
+	want := autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 3, MinReplicas: ptrTo(int32(1)),
+		Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+			Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptrTo(int32(80))}}}},
+		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+			ScaleUp: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptrTo(int32(0)), SelectPolicy: &max, Policies: []autoscalingv2.HPAScalingPolicy{
+				{Type: autoscalingv2.PodsScalingPolicy, Value: 4, PeriodSeconds: 15}, {Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 15}}},
+			ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptrTo(int32(60)), SelectPolicy: &max, Policies: []autoscalingv2.HPAScalingPolicy{
+				{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 15}}},
+		}}
+	if !apiequality.Semantic.DeepEqual(hpa.Spec, want) {
+		t.Errorf("defaulted spec:\n%#v\nwant:\n%#v", hpa.Spec, want)
+	}
+	none := &autoscalingv2.HorizontalPodAutoscaler{}
+	defaultHPA(none)
+	if none.Spec.Behavior != nil {
+		t.Errorf("a missing behavior was defaulted: %#v", none.Spec.Behavior)
 	}
 }

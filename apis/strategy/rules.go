@@ -42,7 +42,9 @@ func rulesFor(res *catalogue.Resource) Rules {
 			Subresources: map[string]SubresourceRules{"status": {Keep: keepJobSpec, ValidateUpdate: validateJobStatusUpdate}}}
 	case "batch/CronJob":
 		return Rules{Generation: true, Default: defaultCronJob, Validate: validateCronJob}
-	case "autoscaling/HorizontalPodAutoscaler", "policy/PodDisruptionBudget", "networking.k8s.io/NetworkPolicy",
+	case "autoscaling/HorizontalPodAutoscaler":
+		return Rules{Generation: true, Default: defaultHPA}
+	case "policy/PodDisruptionBudget", "networking.k8s.io/NetworkPolicy",
 		"apiextensions.k8s.io/CustomResourceDefinition", "admissionregistration.k8s.io/ValidatingAdmissionPolicy",
 		"admissionregistration.k8s.io/MutatingAdmissionPolicy", "networking.k8s.io/Ingress":
 		return Rules{Generation: true}

@@ -17,6 +17,7 @@ import (
 	"github.com/keelson/keelson/controllers/namespace"
 	"github.com/keelson/keelson/controllers/nodeipam"
 	"github.com/keelson/keelson/controllers/nodelifecycle"
+	"github.com/keelson/keelson/controllers/podautoscaler"
 	"github.com/keelson/keelson/controllers/podgc"
 	"github.com/keelson/keelson/controllers/replicaset"
 	"github.com/keelson/keelson/controllers/resourcequota"
@@ -77,6 +78,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			tainteviction.New,
 			disruption.New,
 			resourcequota.New,
+			podautoscaler.New,
 		}
 		if opts.ClusterCIDR != "" {
 			constructors = append(constructors, func(c *manager.Context) (manager.Controller, error) {
