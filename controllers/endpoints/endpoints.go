@@ -1,0 +1,411 @@
+// Package endpoints is upstream's Endpoints controller: for every Service with a selector it keeps
+// an Endpoints object of the same name listing the selected pods, ready ones under addresses and
+// the others under notReadyAddresses, grouped into subsets by the ports they serve. The Endpoints
+// API is deprecated in favour of EndpointSlices but still served and still read by many clients.
+package endpoints
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/keelson/keelson/controllers/manager"
+	"github.com/keelson/keelson/controllers/podendpoints"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	netutils "k8s.io/utils/net"
+)
+
+// maxCapacity is the most addresses an Endpoints object holds; beyond it the controller truncates
+// and marks the object with the over-capacity annotation, as upstream does.
+const maxCapacity = 1000
+
+type controller struct {
+	*manager.Loop
+	client       kubernetes.Interface
+	services     corelisters.ServiceLister
+	pods         corelisters.PodLister
+	endpoints    corelisters.EndpointsLister
+	triggerTimes *podendpoints.TriggerTimes
+}
+
+// New returns the Endpoints controller.
+func New(c *manager.Context) (manager.Controller, error) {
+	svcs := c.Informers.Core().V1().Services()
+	pods := c.Informers.Core().V1().Pods()
+	eps := c.Informers.Core().V1().Endpoints()
+	ctl := &controller{client: c.Client, services: svcs.Lister(), pods: pods.Lister(), endpoints: eps.Lister(),
+		triggerTimes: podendpoints.NewTriggerTimes()}
+	ctl.Loop = manager.NewLoop("endpoint-controller", 5, c.Log, ctl.sync)
+	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, eps.Informer().HasSynced}
+	enqueue := func(o any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
+			ctl.Enqueue(key)
+		}
+	}
+	if _, err := svcs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue, UpdateFunc: func(_, o any) { enqueue(o) }, DeleteFunc: enqueue,
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := eps.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: enqueue}); err != nil {
+		return nil, err
+	}
+	if err := podendpoints.OnPodEvents(pods.Informer(), ctl.services, ctl.Enqueue); err != nil {
+		return nil, err
+	}
+	return ctl, nil
+}
+
+// Run first looks at every Endpoints object once, so that those whose Service went while the
+// controller was away are deleted, then works the queue.
+func (c *controller) Run(ctx context.Context) error {
+	if cache.WaitForCacheSync(ctx.Done(), c.Synced...) {
+		all, err := c.endpoints.List(labels.Everything())
+		if err == nil {
+			for _, ep := range all {
+				// Leader election once used Endpoints objects without a Service.
+				if _, ok := ep.Annotations[resourcelock.LeaderElectionRecordAnnotationKey]; !ok {
+					c.Enqueue(ep.Namespace + "/" + ep.Name)
+				}
+			}
+		}
+	}
+	return c.Loop.Run(ctx)
+}
+
+func (c *controller) sync(ctx context.Context, key string) (time.Duration, error) {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return 0, nil
+	}
+	svc, err := c.services.Services(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.triggerTimes.Forget(key)
+		err := c.client.CoreV1().Endpoints(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return 0, err
+		}
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	// ExternalName Services and Services without a selector get no endpoints from here; the
+	// latter's Endpoints are the user's.
+	if svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.Selector == nil {
+		return 0, nil
+	}
+	pods, err := c.pods.Pods(namespace).List(labels.Set(svc.Spec.Selector).AsSelectorPreValidated())
+	if err != nil {
+		return 0, err
+	}
+	// Computed before any early return so that the tracker sees every sync.
+	trigger := c.triggerTimes.Compute(key, svc, pods)
+	subsets := Subsets(svc, pods)
+
+	cur, err := c.endpoints.Endpoints(namespace).Get(name)
+	create := apierrors.IsNotFound(err)
+	switch {
+	case create:
+		cur = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: svc.Labels}}
+	case err != nil:
+		return 0, err
+	}
+	curLabels := cur.Labels
+	if _, ok := curLabels[corev1.IsHeadlessService]; ok {
+		curLabels = without(curLabels, corev1.IsHeadlessService)
+	}
+	if !create && apiequality.Semantic.DeepEqual(cur.Subsets, subsets) && apiequality.Semantic.DeepEqual(curLabels, svc.Labels) &&
+		capacityAnnotationRight(cur) {
+		return 0, nil
+	}
+	ep := cur.DeepCopy()
+	ep.Subsets = subsets
+	ep.Labels = map[string]string{}
+	for k, v := range svc.Labels {
+		ep.Labels[k] = v
+	}
+	if podendpoints.Headless(svc) {
+		ep.Labels[corev1.IsHeadlessService] = ""
+	} else {
+		delete(ep.Labels, corev1.IsHeadlessService)
+	}
+	if ep.Annotations == nil {
+		ep.Annotations = map[string]string{}
+	}
+	if trigger.IsZero() {
+		delete(ep.Annotations, corev1.EndpointsLastChangeTriggerTime)
+	} else {
+		ep.Annotations[corev1.EndpointsLastChangeTriggerTime] = trigger.UTC().Format(time.RFC3339Nano)
+	}
+	if truncate(ep) {
+		ep.Annotations[corev1.EndpointsOverCapacity] = "truncated"
+	} else {
+		delete(ep.Annotations, corev1.EndpointsOverCapacity)
+	}
+	if create {
+		_, err = c.client.CoreV1().Endpoints(namespace).Create(ctx, ep, metav1.CreateOptions{})
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			return 0, nil
+		}
+	} else {
+		_, err = c.client.CoreV1().Endpoints(namespace).Update(ctx, ep, metav1.UpdateOptions{})
+	}
+	// A conflict or an AlreadyExists means the informer is behind our own writes: the retry sees
+	// the newer object.
+	return 0, err
+}
+
+// Subsets are the Endpoints subsets of svc over the pods it selects: each pod's address, under
+// the ports its targetPorts resolve to, grouped into one subset per distinct set of ports.
+func Subsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
+	var entries []entry
+	for _, pod := range pods {
+		if !podendpoints.Include(pod, svc.Spec.PublishNotReadyAddresses) {
+			continue
+		}
+		addr, ok := address(svc, pod)
+		if !ok {
+			continue
+		}
+		ready := svc.Spec.PublishNotReadyAddresses || podendpoints.Ready(pod)
+		if len(svc.Spec.Ports) == 0 {
+			// A headless Service may have no ports; its pods are listed all the same.
+			if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+				entries = append(entries, entry{addr: addr, ready: ready})
+			}
+			continue
+		}
+		var ports []corev1.EndpointPort
+		for i := range svc.Spec.Ports {
+			sp := &svc.Spec.Ports[i]
+			n, err := podendpoints.FindPort(pod, sp)
+			if err != nil {
+				continue
+			}
+			ports = append(ports, corev1.EndpointPort{Name: sp.Name, Port: n, Protocol: sp.Protocol, AppProtocol: sp.AppProtocol})
+		}
+		if len(ports) > 0 {
+			entries = append(entries, entry{addr: addr, ready: ready, ports: ports})
+		}
+	}
+	return repack(entries)
+}
+
+// entry is one pod's address under the ports it serves.
+type entry struct {
+	addr  corev1.EndpointAddress
+	ready bool
+	ports []corev1.EndpointPort
+}
+
+// addrKey identifies an address: its IP and the pod behind it.
+type addrKey struct {
+	ip  string
+	uid types.UID
+}
+
+// repack groups addresses by the exact set of ports they serve, as upstream's RepackSubsets:
+// an address serving ports A and B and one serving only A end up in two subsets. Addresses are
+// sorted by IP, then UID; an address both ready and not ready counts as ready.
+func repack(entries []entry) []corev1.EndpointSubset {
+	// Which addresses serve each port (a port-less entry uses a sentinel port).
+	sentinel := corev1.EndpointPort{Port: -1}
+	addrs := map[addrKey]corev1.EndpointAddress{}
+	byPort := map[corev1.EndpointPort]map[addrKey]bool{}
+	var portOrder []corev1.EndpointPort
+	for _, p := range entries {
+		k := addrKey{ip: p.addr.IP}
+		if p.addr.TargetRef != nil {
+			k.uid = p.addr.TargetRef.UID
+		}
+		if _, ok := addrs[k]; !ok {
+			addrs[k] = p.addr
+		}
+		ports := p.ports
+		if len(ports) == 0 {
+			ports = []corev1.EndpointPort{sentinel}
+		}
+		for _, port := range ports {
+			set, ok := byPort[port]
+			if !ok {
+				set = map[addrKey]bool{}
+				byPort[port] = set
+				portOrder = append(portOrder, port)
+			}
+			set[k] = set[k] || p.ready
+		}
+	}
+	// Ports served by the same addresses (with the same readiness) share a subset.
+	type group struct {
+		set   map[addrKey]bool
+		ports []corev1.EndpointPort
+	}
+	var groups []*group
+	for _, port := range portOrder {
+		set := byPort[port]
+		var g *group
+		for _, cand := range groups {
+			if maps.Equal(cand.set, set) {
+				g = cand
+				break
+			}
+		}
+		if g == nil {
+			g = &group{set: set}
+			groups = append(groups, g)
+		}
+		if port != sentinel {
+			g.ports = append(g.ports, port)
+		}
+	}
+	subsets := []corev1.EndpointSubset{}
+	for _, g := range groups {
+		var ss corev1.EndpointSubset
+		for k, ready := range g.set {
+			if ready {
+				ss.Addresses = append(ss.Addresses, addrs[k])
+			} else {
+				ss.NotReadyAddresses = append(ss.NotReadyAddresses, addrs[k])
+			}
+		}
+		sortAddresses(ss.Addresses)
+		sortAddresses(ss.NotReadyAddresses)
+		slices.SortFunc(g.ports, func(a, b corev1.EndpointPort) int {
+			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
+		})
+		ss.Ports = g.ports
+		subsets = append(subsets, ss)
+	}
+	slices.SortFunc(subsets, func(a, b corev1.EndpointSubset) int { return cmp.Compare(firstIP(a), firstIP(b)) })
+	return subsets
+}
+
+func firstIP(ss corev1.EndpointSubset) string {
+	if len(ss.Addresses) > 0 {
+		return ss.Addresses[0].IP
+	}
+	if len(ss.NotReadyAddresses) > 0 {
+		return ss.NotReadyAddresses[0].IP
+	}
+	return ""
+}
+
+func sortAddresses(as []corev1.EndpointAddress) {
+	uid := func(a corev1.EndpointAddress) types.UID {
+		if a.TargetRef == nil {
+			return ""
+		}
+		return a.TargetRef.UID
+	}
+	slices.SortFunc(as, func(a, b corev1.EndpointAddress) int {
+		return cmp.Or(compareIPs(a.IP, b.IP), cmp.Compare(uid(a), uid(b)))
+	})
+}
+
+// compareIPs orders addresses numerically where both parse, by text otherwise.
+func compareIPs(a, b string) int {
+	ia, ib := netutils.ParseIPSloppy(a), netutils.ParseIPSloppy(b)
+	if ia == nil || ib == nil {
+		return cmp.Compare(a, b)
+	}
+	return slices.Compare(ia.To16(), ib.To16())
+}
+
+// address is the pod's address for svc: its first IP of the Service's (first) family.
+func address(svc *corev1.Service, pod *corev1.Pod) (corev1.EndpointAddress, bool) {
+	v6 := false
+	switch {
+	case len(svc.Spec.IPFamilies) > 0:
+		v6 = svc.Spec.IPFamilies[0] == corev1.IPv6Protocol
+	case !podendpoints.Headless(svc):
+		v6 = netutils.IsIPv6String(svc.Spec.ClusterIP)
+	default:
+		v6 = netutils.IsIPv6String(pod.Status.PodIP)
+	}
+	for _, ip := range pod.Status.PodIPs {
+		if netutils.IsIPv6String(ip.IP) == v6 {
+			addr := corev1.EndpointAddress{IP: ip.IP, NodeName: &pod.Spec.NodeName,
+				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}}
+			if h, ok := podendpoints.Hostname(pod, svc); ok {
+				addr.Hostname = h
+			}
+			return addr, true
+		}
+	}
+	return corev1.EndpointAddress{}, false
+}
+
+func without(m map[string]string, key string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func count(subsets []corev1.EndpointSubset) (ready, notReady int) {
+	for _, ss := range subsets {
+		ready += len(ss.Addresses)
+		notReady += len(ss.NotReadyAddresses)
+	}
+	return ready, notReady
+}
+
+// capacityAnnotationRight tells whether the over-capacity annotation is as the subsets want it:
+// absent, and no truncation needed.
+func capacityAnnotationRight(ep *corev1.Endpoints) bool {
+	r, n := count(ep.Subsets)
+	if r+n > maxCapacity {
+		return false
+	}
+	_, ok := ep.Annotations[corev1.EndpointsOverCapacity]
+	return !ok
+}
+
+// truncate cuts ep down to maxCapacity addresses, as upstream does: ready addresses are kept
+// before not-ready ones, and each subset keeps a share in proportion to its size (rounded up, so
+// the last subsets may get less). It reports whether it cut anything.
+func truncate(ep *corev1.Endpoints) bool {
+	ready, notReady := count(ep.Subsets)
+	if ready+notReady <= maxCapacity {
+		return false
+	}
+	cutReady := ready > maxCapacity
+	budget, total := maxCapacity-ready, notReady
+	if cutReady {
+		budget, total = maxCapacity, ready
+	}
+	left := budget
+	for i := range ep.Subsets {
+		ss := &ep.Subsets[i]
+		n := len(ss.NotReadyAddresses)
+		if cutReady {
+			n = len(ss.Addresses)
+		}
+		share := min(int(math.Ceil(float64(n)/float64(total)*float64(budget))), left)
+		if cutReady {
+			ss.Addresses = ss.Addresses[:min(len(ss.Addresses), share)]
+			ss.NotReadyAddresses = []corev1.EndpointAddress{}
+			left -= len(ss.Addresses)
+		} else {
+			ss.NotReadyAddresses = ss.NotReadyAddresses[:min(len(ss.NotReadyAddresses), share)]
+			left -= len(ss.NotReadyAddresses)
+		}
+	}
+	return true
+}
