@@ -7,6 +7,9 @@ import (
 	"log/slog"
 
 	"github.com/keelson/keelson/controllers/deployment"
+	"github.com/keelson/keelson/controllers/endpoints"
+	"github.com/keelson/keelson/controllers/endpointslice"
+	"github.com/keelson/keelson/controllers/endpointslicemirroring"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/namespace"
@@ -69,6 +72,18 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		if err != nil {
 			return nil, err
 		}
-		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc}, nil
+		ep, err := endpoints.New(c)
+		if err != nil {
+			return nil, err
+		}
+		eps, err := endpointslice.New(c)
+		if err != nil {
+			return nil, err
+		}
+		mirror, err := endpointslicemirroring.New(c)
+		if err != nil {
+			return nil, err
+		}
+		return []manager.Controller{sa, ca, ns, gc, rs, rc, dep, pgc, ep, eps, mirror}, nil
 	})
 }

@@ -35,8 +35,8 @@ const MaxEndpointsPerSlice = 100
 // so that changes to several slices are handled together (upstream's minimum sync delay).
 const sliceChangeDelay = time.Second
 
-// errStale is returned when the informer has not caught up with the controller's own writes.
-var errStale = errors.New("EndpointSlice informer cache is out of date")
+// ErrStale is returned by a sync that finds the informer behind the controller's own writes.
+var ErrStale = errors.New("EndpointSlice informer cache is out of date")
 
 type controller struct {
 	*manager.Loop
@@ -60,12 +60,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 		tracker: NewTracker(), triggerTimes: podendpoints.NewTriggerTimes()}
 	ctl.planner = planner{maxPerSlice: MaxEndpointsPerSlice, node: func(name string) (*corev1.Node, error) { return ctl.nodes.Get(name) }}
 	ctl.Loop = manager.NewLoop("endpointslice-controller", 5, c.Log, ctl.sync)
-	// As upstream: retries back off from 1s rather than 5ms, as a sync may rewrite many slices.
-	ctl.Queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedMaxOfRateLimiter(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 1000*time.Second),
-			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)}),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpoint_slice"})
+	ctl.Queue = NewQueue("endpoint_slice")
 	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, nodes.Informer().HasSynced, eps.Informer().HasSynced}
 	enqueue := func(o any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(o); err == nil {
@@ -99,7 +94,20 @@ func New(c *manager.Context) (manager.Controller, error) {
 	return ctl, nil
 }
 
-func managed(s *discoveryv1.EndpointSlice) bool { return s.Labels[discoveryv1.LabelManagedBy] == ControllerName }
+// NewQueue is the work queue of the EndpointSlice controllers: as upstream's, retries back off
+// from 1s rather than 5ms, since a sync may rewrite many slices, and all retries together are
+// held to 10 per second.
+func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 1000*time.Second),
+			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)}),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+func managed(s *discoveryv1.EndpointSlice) bool {
+	return s.Labels[discoveryv1.LabelManagedBy] == ControllerName
+}
 
 // sliceEvent syncs the Service of a slice that changed other than by this controller's own
 // writes: one it did not write, a newer generation, a change of service-name or managed-by.
@@ -162,7 +170,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		}
 	}
 	if c.tracker.Stale(types.NamespacedName{Namespace: namespace, Name: name}, svc.UID, existing) {
-		return 0, errStale
+		return 0, ErrStale
 	}
 	trigger := c.triggerTimes.Compute(key, svc, pods)
 	ch, planErr := c.planner.plan(svc, pods, existing)
