@@ -1,5 +1,7 @@
 package controllers
 
+//lint:file-ignore SA1019 the Endpoints API is deprecated but still served and used; keeping it is this code's job.
+
 import (
 	"fmt"
 	"slices"

@@ -4,6 +4,8 @@
 // API is deprecated in favour of EndpointSlices but still served and still read by many clients.
 package endpoints
 
+//lint:file-ignore SA1019 the Endpoints API is deprecated but still served and used; keeping it is this code's job.
+
 import (
 	"cmp"
 	"context"

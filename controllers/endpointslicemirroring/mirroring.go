@@ -5,6 +5,8 @@
 // and leader-election records are left alone.
 package endpointslicemirroring
 
+//lint:file-ignore SA1019 the Endpoints API is deprecated but still served and used; keeping it is this code's job.
+
 import (
 	"context"
 	"errors"
