@@ -36,6 +36,9 @@ type Options struct {
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "kube-controller-manager"
+	// The endpoints controllers use the Endpoints API knowingly; the server's deprecation warning
+	// on each of their requests would only fill the log.
+	cfg.WarningHandler = rest.NoWarnings{}
 	if opts.Election.Log == nil {
 		opts.Election.Log = opts.Log
 	}
