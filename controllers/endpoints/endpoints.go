@@ -113,8 +113,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	if err != nil {
 		return 0, err
 	}
-	// Computed before any early return so that the tracker sees every sync.
-	trigger := c.triggerTimes.Compute(key, svc, pods)
+	trigger, seen := c.triggerTimes.Compute(key, svc, pods)
 	subsets := Subsets(svc, pods)
 
 	cur, err := c.endpoints.Endpoints(namespace).Get(name)
@@ -131,6 +130,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	if !create && apiequality.Semantic.DeepEqual(cur.Subsets, subsets) && apiequality.Semantic.DeepEqual(curLabels, svc.Labels) &&
 		capacityAnnotationRight(cur) {
+		seen()
 		return 0, nil
 	}
 	ep := cur.DeepCopy()
@@ -165,9 +165,13 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	} else {
 		_, err = c.client.CoreV1().Endpoints(namespace).Update(ctx, ep, metav1.UpdateOptions{})
 	}
-	// A conflict or an AlreadyExists means the informer is behind our own writes: the retry sees
-	// the newer object.
-	return 0, err
+	if err != nil {
+		// A conflict or an AlreadyExists means the informer is behind our own writes: the retry
+		// sees the newer object.
+		return 0, err
+	}
+	seen()
+	return 0, nil
 }
 
 // Subsets are the Endpoints subsets of svc over the pods it selects: each pod's address, under

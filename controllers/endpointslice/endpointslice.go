@@ -172,10 +172,11 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	if c.tracker.Stale(types.NamespacedName{Namespace: namespace, Name: name}, svc.UID, existing) {
 		return 0, ErrStale
 	}
-	trigger := c.triggerTimes.Compute(key, svc, pods)
+	trigger, seen := c.triggerTimes.Compute(key, svc, pods)
 	ch, planErr := c.planner.plan(svc, pods, existing)
 	if err := apply(ctx, c.client, c.tracker, svc, ch, trigger); err != nil {
 		return 0, err
 	}
+	seen()
 	return 0, planErr
 }

@@ -189,8 +189,10 @@ func OnPodEvents(pods cache.SharedIndexInformer, services corelisters.ServiceLis
 
 // TriggerTimes computes the endpoints.kubernetes.io/last-change-trigger-time of a Service's
 // endpoints: for a Service seen for the first time, its creation; afterwards, the earliest of the
-// changes seen since the last sync (a pod's Ready transition, the Service's creation). As upstream
-// says of its own, a pod that changes twice between syncs is counted once.
+// changes seen since the last successful sync (a pod's Ready transition, the Service's creation).
+// As upstream says of its own, a pod that changes twice between syncs is counted once. Unlike
+// upstream's, a sync that fails (a conflict, a stale cache) does not count as seen, so that its
+// retry still publishes the time of the change it is about.
 type TriggerTimes struct {
 	mu     sync.Mutex // guards states
 	states map[string]triggerState
@@ -204,9 +206,10 @@ type triggerState struct {
 // NewTriggerTimes returns an empty tracker.
 func NewTriggerTimes() *TriggerTimes { return &TriggerTimes{states: map[string]triggerState{}} }
 
-// Compute records what the sync of key sees and returns the trigger time to publish (zero: none).
-// It is not to be called concurrently for the same key.
-func (t *TriggerTimes) Compute(key string, svc *corev1.Service, pods []*corev1.Pod) time.Time {
+// Compute returns the trigger time to publish for a sync of key that sees svc and pods (zero:
+// none), and commit, to be called once the sync has succeeded. It is not to be called
+// concurrently for the same key.
+func (t *TriggerTimes) Compute(key string, svc *corev1.Service, pods []*corev1.Pod) (at time.Time, commit func()) {
 	t.mu.Lock()
 	state, known := t.states[key]
 	t.mu.Unlock()
@@ -232,13 +235,15 @@ func (t *TriggerTimes) Compute(key string, svc *corev1.Service, pods []*corev1.P
 	if svcTime.After(state.service) {
 		note(svcTime)
 	}
-	t.mu.Lock()
-	t.states[key] = triggerState{service: svcTime, pods: podTimes}
-	t.mu.Unlock()
-	if !known {
-		return svcTime
+	commit = func() {
+		t.mu.Lock()
+		t.states[key] = triggerState{service: svcTime, pods: podTimes}
+		t.mu.Unlock()
 	}
-	return earliest
+	if !known {
+		return svcTime, commit
+	}
+	return earliest, commit
 }
 
 // Forget drops what is known of key.
