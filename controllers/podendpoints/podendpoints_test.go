@@ -28,8 +28,8 @@ func TestTriggerTimes(t *testing.T) {
 		{"first sync", nil, true, created},
 		{"nothing new", nil, true, time.Time{}},
 		{"a pod turns ready", []*corev1.Pod{readyAt("a", created.Add(time.Minute))}, false, created.Add(time.Minute)},
-		{"the failed sync's retry", []*corev1.Pod{readyAt("a", created.Add(time.Minute)), readyAt("b", created.Add(2 * time.Minute))}, true, created.Add(time.Minute)},
-		{"after it", []*corev1.Pod{readyAt("a", created.Add(time.Minute)), readyAt("b", created.Add(2 * time.Minute))}, true, time.Time{}},
+		{"the failed sync's retry", []*corev1.Pod{readyAt("a", created.Add(time.Minute)), readyAt("b", created.Add(2*time.Minute))}, true, created.Add(time.Minute)},
+		{"after it", []*corev1.Pod{readyAt("a", created.Add(time.Minute)), readyAt("b", created.Add(2*time.Minute))}, true, time.Time{}},
 	}
 	for _, s := range steps {
 		got, commit := tt.Compute("ns/web", svc, s.pods)
