@@ -9,9 +9,11 @@ package endpoints
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/keelson/keelson/controllers/manager"
@@ -40,6 +42,12 @@ type controller struct {
 	pods         corelisters.PodLister
 	endpoints    corelisters.EndpointsLister
 	triggerTimes *podendpoints.TriggerTimes
+
+	// replaced holds, by key, the resourceVersion of the Endpoints this controller last replaced
+	// with an update: while the informer still shows that version its view is stale, and acting
+	// on it could undo the update (upstream's stale-endpoints check).
+	mu       sync.Mutex
+	replaced map[string]string
 }
 
 // New returns the Endpoints controller.
@@ -48,7 +56,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	pods := c.Informers.Core().V1().Pods()
 	eps := c.Informers.Core().V1().Endpoints()
 	ctl := &controller{client: c.Client, services: svcs.Lister(), pods: pods.Lister(), endpoints: eps.Lister(),
-		triggerTimes: podendpoints.NewTriggerTimes()}
+		triggerTimes: podendpoints.NewTriggerTimes(), replaced: map[string]string{}}
 	ctl.Loop = manager.NewLoop("endpoint-controller", 5, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, eps.Informer().HasSynced}
 	enqueue := func(o any) {
@@ -95,6 +103,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	svc, err := c.services.Services(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.triggerTimes.Forget(key)
+		c.setReplaced(key, "")
 		err := c.client.CoreV1().Endpoints(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return 0, err
@@ -123,6 +132,8 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		cur = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: svc.Labels}}
 	case err != nil:
 		return 0, err
+	case c.isReplaced(key, cur.ResourceVersion):
+		return 0, fmt.Errorf("endpoints informer cache is out of date, resource version %s already processed for endpoints %s", cur.ResourceVersion, key)
 	}
 	curLabels := cur.Labels
 	if _, ok := curLabels[corev1.IsHeadlessService]; ok {
@@ -163,7 +174,11 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 			return 0, nil
 		}
 	} else {
-		_, err = c.client.CoreV1().Endpoints(namespace).Update(ctx, ep, metav1.UpdateOptions{})
+		var updated *corev1.Endpoints
+		updated, err = c.client.CoreV1().Endpoints(namespace).Update(ctx, ep, metav1.UpdateOptions{})
+		if err == nil && updated.ResourceVersion != cur.ResourceVersion {
+			c.setReplaced(key, cur.ResourceVersion)
+		}
 	}
 	if err != nil {
 		// A conflict or an AlreadyExists means the informer is behind our own writes: the retry
@@ -172,6 +187,22 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	seen()
 	return 0, nil
+}
+
+func (c *controller) setReplaced(key, rv string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rv == "" {
+		delete(c.replaced, key)
+	} else {
+		c.replaced[key] = rv
+	}
+}
+
+func (c *controller) isReplaced(key, rv string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replaced[key] == rv
 }
 
 // Subsets are the Endpoints subsets of svc over the pods it selects: each pod's address, under
