@@ -320,6 +320,34 @@ var _ = Describe("Service endpoints", func() {
 		Eventually(func() []discoveryv1.EndpointSlice { return slicesOf(ctx, ns, "external") }).Should(BeEmpty())
 	})
 
+	It("come back when deleted by hand", func(ctx SpecContext) {
+		node := zoneNode(ctx, "zone-a")
+		_, err := client.CoreV1().Services(ns).Create(ctx, webService("sturdy"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		startPod(ctx, ns, backend("sturdy-0", "sturdy", node), "10.64.4.1", true)
+		var slice discoveryv1.EndpointSlice
+		Eventually(func(g Gomega) {
+			slices := slicesOf(ctx, ns, "sturdy")
+			g.Expect(slices).To(HaveLen(1))
+			g.Expect(slices[0].Endpoints).To(HaveLen(1))
+			slice = slices[0]
+			_, err := client.CoreV1().Endpoints(ns).Get(ctx, "sturdy", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+		}).Should(Succeed())
+
+		Expect(client.DiscoveryV1().EndpointSlices(ns).Delete(ctx, slice.Name, metav1.DeleteOptions{})).To(Succeed())
+		Expect(client.CoreV1().Endpoints(ns).Delete(ctx, "sturdy", metav1.DeleteOptions{})).To(Succeed())
+		Eventually(func(g Gomega) {
+			slices := slicesOf(ctx, ns, "sturdy")
+			g.Expect(slices).To(HaveLen(1))
+			g.Expect(slices[0].UID).NotTo(Equal(slice.UID))
+			g.Expect(endpointsByIP(slices)).To(HaveKey("10.64.4.1"))
+			ep, err := client.CoreV1().Endpoints(ns).Get(ctx, "sturdy", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ep.Subsets).To(HaveLen(1))
+		}).Should(Succeed())
+	})
+
 	It("go when their Service goes", func(ctx SpecContext) {
 		node := zoneNode(ctx, "zone-a")
 		_, err := client.CoreV1().Services(ns).Create(ctx, webService("brief"), metav1.CreateOptions{})
