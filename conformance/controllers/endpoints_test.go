@@ -191,6 +191,22 @@ var _ = Describe("Service endpoints", func() {
 		}).Should(Succeed())
 	})
 
+	It("hint ready endpoints for their zone when the Service prefers close traffic", func(ctx SpecContext) {
+		node := zoneNode(ctx, "zone-d")
+		_, err := client.CoreV1().Services(ns).Create(ctx, webService("near", func(s *corev1.Service) {
+			s.Spec.TrafficDistribution = ptr.To(corev1.ServiceTrafficDistributionPreferClose)
+		}), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		startPod(ctx, ns, backend("near-0", "near", node), "10.64.5.1", true)
+		startPod(ctx, ns, backend("near-1", "near", node), "10.64.5.2", false)
+		Eventually(func(g Gomega) {
+			eps := endpointsByIP(slicesOf(ctx, ns, "near"))
+			g.Expect(eps).To(HaveLen(2))
+			g.Expect(eps["10.64.5.1"].Hints).To(Equal(&discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "zone-d"}}}))
+			g.Expect(eps["10.64.5.2"].Hints).To(BeNil())
+		}).Should(Succeed())
+	})
+
 	It("give pods of a headless Service's subdomain their hostname and label the endpoints headless", func(ctx SpecContext) {
 		node := zoneNode(ctx, "zone-a")
 		_, err := client.CoreV1().Services(ns).Create(ctx, webService("db", func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone }), metav1.CreateOptions{})

@@ -125,6 +125,7 @@ func (p planner) planType(svc *corev1.Service, pods []*corev1.Pod, existing []*d
 			out.create = append(out.create, placeholder)
 		}
 	}
+	planHints(svc, existing, &out)
 	// Rather than delete one slice and create another, update the one into the other.
 	for i := 0; i < len(out.delete) && len(out.create) > 0; {
 		old, fresh := out.delete[i], out.create[len(out.create)-1]

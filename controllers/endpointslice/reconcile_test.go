@@ -191,3 +191,44 @@ func TestPodToEndpoint(t *testing.T) {
 		t.Errorf("an IPv4 pod has IPv6 addresses %v", ep.Addresses)
 	}
 }
+
+// With a trafficDistribution, ready endpoints are hinted for their zone (and node, for
+// PreferSameNode); slices already written get their hints too.
+func TestPlanHints(t *testing.T) {
+	svc := testService()
+	ps := append(pods(0, 3), testPod(3, false))
+	plain := existing(t, svc, ps)
+	for _, tc := range []struct {
+		distribution string
+		nodes        bool
+	}{{corev1.ServiceTrafficDistributionPreferClose, false}, {corev1.ServiceTrafficDistributionPreferSameNode, true}} {
+		t.Run(tc.distribution, func(t *testing.T) {
+			hinted := testService()
+			hinted.Spec.TrafficDistribution = &tc.distribution
+			ch, err := testPlanner().plan(hinted, ps, plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ch.update) != 1 || len(ch.create)+len(ch.delete) != 0 {
+				t.Fatalf("create %d, update %d, delete %d; want the one slice updated", len(ch.create), len(ch.update), len(ch.delete))
+			}
+			for _, e := range ch.update[0].Endpoints {
+				switch {
+				case !*e.Conditions.Ready:
+					if e.Hints != nil {
+						t.Errorf("a not-ready endpoint has hints %+v", e.Hints)
+					}
+				case e.Hints == nil || len(e.Hints.ForZones) != 1 || e.Hints.ForZones[0].Name != "z1":
+					t.Errorf("hints %+v, want zone z1", e.Hints)
+				case tc.nodes != (len(e.Hints.ForNodes) == 1 && e.Hints.ForNodes[0].Name == "node-1"):
+					t.Errorf("node hints %+v, want them: %v", e.Hints.ForNodes, tc.nodes)
+				}
+			}
+			// Once written, the hints are not rewritten.
+			again, err := testPlanner().plan(hinted, ps, ch.update)
+			if err != nil || len(again.update)+len(again.create)+len(again.delete) != 0 {
+				t.Errorf("a second plan changes %+v (err %v)", again, err)
+			}
+		})
+	}
+}
