@@ -7,12 +7,14 @@ package endpoints
 //lint:file-ignore SA1019 the Endpoints API is deprecated but still served and used; keeping it is this code's job.
 
 import (
-	"cmp"
+	"bytes"
 	"context"
+	"crypto/md5"
 	"fmt"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/dump"
 	netutils "k8s.io/utils/net"
 )
 
@@ -320,45 +323,40 @@ func repack(entries []entry) []corev1.EndpointSubset {
 		}
 		sortAddresses(ss.Addresses)
 		sortAddresses(ss.NotReadyAddresses)
-		slices.SortFunc(g.ports, func(a, b corev1.EndpointPort) int {
-			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
-		})
+		sortByHash(g.ports)
 		ss.Ports = g.ports
 		subsets = append(subsets, ss)
 	}
-	slices.SortFunc(subsets, func(a, b corev1.EndpointSubset) int { return cmp.Compare(firstIP(a), firstIP(b)) })
+	sortByHash(subsets)
 	return subsets
 }
 
-func firstIP(ss corev1.EndpointSubset) string {
-	if len(ss.Addresses) > 0 {
-		return ss.Addresses[0].IP
-	}
-	if len(ss.NotReadyAddresses) > 0 {
-		return ss.NotReadyAddresses[0].IP
-	}
-	return ""
-}
-
+// sortAddresses orders addresses as upstream: by IP, compared as text, then by UID.
 func sortAddresses(as []corev1.EndpointAddress) {
-	uid := func(a corev1.EndpointAddress) types.UID {
-		if a.TargetRef == nil {
-			return ""
+	slices.SortStableFunc(as, func(a, b corev1.EndpointAddress) int {
+		if c := strings.Compare(a.IP, b.IP); c != 0 {
+			return c
 		}
-		return a.TargetRef.UID
-	}
-	slices.SortFunc(as, func(a, b corev1.EndpointAddress) int {
-		return cmp.Or(compareIPs(a.IP, b.IP), cmp.Compare(uid(a), uid(b)))
+		switch {
+		case a.TargetRef == nil && b.TargetRef == nil:
+			return 0
+		case a.TargetRef == nil:
+			return -1
+		case b.TargetRef == nil:
+			return 1
+		}
+		return strings.Compare(string(a.TargetRef.UID), string(b.TargetRef.UID))
 	})
 }
 
-// compareIPs orders addresses numerically where both parse, by text otherwise.
-func compareIPs(a, b string) int {
-	ia, ib := netutils.ParseIPSloppy(a), netutils.ParseIPSloppy(b)
-	if ia == nil || ib == nil {
-		return cmp.Compare(a, b)
+// sortByHash orders ports or subsets as upstream does, by the MD5 of their dump: an arbitrary
+// order, but the one clients see from upstream.
+func sortByHash[T any](items []T) {
+	sum := func(v T) []byte {
+		h := md5.Sum([]byte(dump.ForHash(v)))
+		return h[:]
 	}
-	return slices.Compare(ia.To16(), ib.To16())
+	slices.SortStableFunc(items, func(a, b T) int { return bytes.Compare(sum(a), sum(b)) })
 }
 
 // address is the pod's address for svc: its first IP of the Service's (first) family.

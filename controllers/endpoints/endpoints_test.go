@@ -54,15 +54,19 @@ func TestSubsets(t *testing.T) {
 	}{
 		{"ports served by different sets of pods get a subset each", twoPorts,
 			[]*corev1.Pod{pod("a", "10.1.0.2", true, http, metrics), pod("b", "10.1.0.1", true, http), pod("c", "10.1.0.3", false, http, metrics)},
-			"[10.1.0.1 10.1.0.2] [10.1.0.3] [http] | [10.1.0.2] [10.1.0.3] [metrics]"},
+			// Subsets and ports come in upstream's order, by hash.
+			"[10.1.0.2] [10.1.0.3] [metrics] | [10.1.0.1 10.1.0.2] [10.1.0.3] [http]"},
 		{"ports served by the same pods share a subset", twoPorts,
 			[]*corev1.Pod{pod("a", "10.1.0.2", true, http, metrics), pod("b", "10.1.0.1", false, http, metrics)},
-			"[10.1.0.2] [10.1.0.1] [http metrics]"},
+			"[10.1.0.2] [10.1.0.1] [metrics http]"},
 		{"terminating and terminal pods are left out", twoPorts, []*corev1.Pod{terminating, failed, pod("a", "10.1.0.2", true, http)},
 			"[10.1.0.2] [] [http]"},
 		{"a pod serving none of the ports is left out", twoPorts, []*corev1.Pod{pod("a", "10.1.0.2", true)}, ""},
 		{"a headless service without ports lists its pods", headless, []*corev1.Pod{pod("b", "10.1.0.10", true), pod("a", "10.1.0.9", false)},
 			"[10.1.0.10] [10.1.0.9] []"},
+		{"addresses in upstream's order, by IP as text", headless,
+			[]*corev1.Pod{pod("a", "10.1.0.9", true), pod("b", "10.1.0.10", true), pod("c", "10.1.0.1", true)},
+			"[10.1.0.1 10.1.0.10 10.1.0.9] [] []"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

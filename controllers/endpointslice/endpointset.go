@@ -2,12 +2,15 @@ package endpointslice
 
 import (
 	"cmp"
+	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/utils/dump"
 )
 
 // EndpointKey identifies an endpoint across changes: its addresses, hostname and target. What
@@ -52,9 +55,15 @@ func sameTarget(a, b *corev1.ObjectReference) bool {
 	return x == y
 }
 
-// SortPorts puts ports in a canonical order.
+// SortPorts puts ports in upstream's order: by the FNV-128a hash of their dump, as hex. The
+// order is arbitrary, but it is the one clients see from upstream.
 func SortPorts(ports []discoveryv1.EndpointPort) {
-	slices.SortFunc(ports, func(a, b discoveryv1.EndpointPort) int { return cmp.Compare(portString(a), portString(b)) })
+	key := func(p discoveryv1.EndpointPort) string {
+		h := fnv.New128a()
+		h.Write([]byte(dump.ForHash(p)))
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	slices.SortStableFunc(ports, func(a, b discoveryv1.EndpointPort) int { return cmp.Compare(key(a), key(b)) })
 }
 
 // PortsKey identifies a set of ports whatever their order.
