@@ -126,7 +126,7 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		return 0, err
 	}
 	trigger, seen := c.triggerTimes.Compute(key, svc, pods)
-	subsets := Subsets(svc, pods)
+	subsets := subsetsFor(svc, pods)
 
 	cur, err := c.endpoints.Endpoints(namespace).Get(name)
 	create := apierrors.IsNotFound(err)
@@ -208,9 +208,9 @@ func (c *controller) isReplaced(key, rv string) bool {
 	return c.replaced[key] == rv
 }
 
-// Subsets are the Endpoints subsets of svc over the pods it selects: each pod's address, under
+// subsetsFor are the Endpoints subsets of svc over the pods it selects: each pod's address, under
 // the ports its targetPorts resolve to, grouped into one subset per distinct set of ports.
-func Subsets(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
+func subsetsFor(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset {
 	var entries []entry
 	for _, pod := range pods {
 		if !podendpoints.Include(pod, svc.Spec.PublishNotReadyAddresses) {

@@ -71,7 +71,7 @@ func TestSubsets(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ""
-			for i, ss := range Subsets(tc.svc, tc.pods) {
+			for i, ss := range subsetsFor(tc.svc, tc.pods) {
 				if i > 0 {
 					got += " | "
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -111,9 +112,9 @@ func (p planner) planType(svc *corev1.Service, pods []*corev1.Pod, existing []*d
 	for _, k := range portKeys {
 		out.add(p.planPorts(svc, existingByPorts[k], desired[k], desiredPorts[k], at))
 	}
-	for k, stale := range existingByPorts {
+	for _, k := range slices.Sorted(maps.Keys(existingByPorts)) {
 		if _, ok := desired[k]; !ok {
-			out.delete = append(out.delete, stale...)
+			out.delete = append(out.delete, existingByPorts[k]...)
 		}
 	}
 	// A Service without endpoints still has one (empty) slice.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -292,9 +293,9 @@ func plan(ep *corev1.Endpoints, existing []*discoveryv1.EndpointSlice) changes {
 			out.update = append(out.update, s)
 		}
 	}
-	for k, have := range existingByKey {
+	for _, k := range slices.Sorted(maps.Keys(existingByKey)) {
 		if _, ok := desired[k]; !ok {
-			out.delete = append(out.delete, have...)
+			out.delete = append(out.delete, existingByKey[k]...)
 		}
 	}
 	// Rather than delete one slice and create another of the same address type, update.
