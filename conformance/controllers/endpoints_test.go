@@ -100,6 +100,20 @@ func addressIPs(addrs []corev1.EndpointAddress) []string {
 	return ips
 }
 
+// warningsAbout lists the warning events about an object as "reason: message".
+func warningsAbout(ctx SpecContext, ns, kind, name string) []string {
+	GinkgoHelper()
+	list, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	var out []string
+	for _, e := range list.Items {
+		if e.Type == corev1.EventTypeWarning && e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name {
+			out = append(out, e.Reason+": "+e.Message)
+		}
+	}
+	return out
+}
+
 var _ = Describe("Service endpoints", func() {
 	var ns string
 	BeforeEach(func(ctx SpecContext) { ns = newNamespace(ctx) })
@@ -336,6 +350,26 @@ var _ = Describe("Service endpoints", func() {
 		Eventually(func() []discoveryv1.EndpointSlice { return slicesOf(ctx, ns, "external") }).Should(BeEmpty())
 	})
 
+	It("leave out a pod on a node that does not exist, and say so in an event on the Service", func(ctx SpecContext) {
+		_, err := client.CoreV1().Services(ns).Create(ctx, webService("ghosty"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		ghost := "ghost-" + utilrand.String(6)
+		startPod(ctx, ns, backend("ghosty-0", "ghosty", ghost), "10.64.6.1", true)
+		want := fmt.Sprintf("Error updating Endpoint Slices for Service %s/ghosty: skipping Pod ghosty-0 for Service %s/ghosty: Node %s Not Found", ns, ns, ghost)
+		Eventually(func(g Gomega) {
+			g.Expect(warningsAbout(ctx, ns, "Service", "ghosty")).To(ContainElement("FailedToUpdateEndpointSlices: " + want))
+		}).Should(Succeed())
+		slices := slicesOf(ctx, ns, "ghosty")
+		Expect(slices).To(HaveLen(1))
+		Expect(slices[0].Endpoints).To(BeEmpty())
+		// The Endpoints controller does not look at nodes.
+		Eventually(func(g Gomega) {
+			ep, err := client.CoreV1().Endpoints(ns).Get(ctx, "ghosty", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ep.Subsets).To(HaveLen(1))
+		}).Should(Succeed())
+	})
+
 	It("come back when deleted by hand", func(ctx SpecContext) {
 		node := zoneNode(ctx, "zone-a")
 		_, err := client.CoreV1().Services(ns).Create(ctx, webService("sturdy"), metav1.CreateOptions{})
@@ -361,6 +395,30 @@ var _ = Describe("Service endpoints", func() {
 			ep, err := client.CoreV1().Endpoints(ns).Get(ctx, "sturdy", metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(ep.Subsets).To(HaveLen(1))
+		}).Should(Succeed())
+	})
+
+	It("mirror at most 1000 addresses of an Endpoints subset, and say so in an event", func(ctx SpecContext) {
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "crowd"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}}
+		_, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var addrs []corev1.EndpointAddress
+		for i := range 1001 {
+			addrs = append(addrs, corev1.EndpointAddress{IP: fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)})
+		}
+		_, err = client.CoreV1().Endpoints(ns).Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "crowd"},
+			Subsets: []corev1.EndpointSubset{{Addresses: addrs, Ports: []corev1.EndpointPort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}}}},
+			metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			slices := slicesOf(ctx, ns, "crowd")
+			g.Expect(slices).To(HaveLen(1))
+			g.Expect(slices[0].Endpoints).To(HaveLen(1000))
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(warningsAbout(ctx, ns, "Endpoints", "crowd")).To(ContainElement(
+				"TooManyAddressesToMirror: A max of 1000 addresses can be mirrored to EndpointSlices per Endpoints subset. 1 addresses were skipped"))
 		}).Should(Succeed())
 	})
 

@@ -27,9 +27,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/dump"
 	netutils "k8s.io/utils/net"
 )
@@ -45,6 +48,9 @@ type controller struct {
 	pods         corelisters.PodLister
 	endpoints    corelisters.EndpointsLister
 	triggerTimes *podendpoints.TriggerTimes
+	// events reports write failures on the Endpoints, as upstream's endpoint-controller does.
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
 
 	// replaced holds, by key, the resourceVersion of the Endpoints this controller last replaced
 	// with an update: while the informer still shows that version its view is stale, and acting
@@ -60,6 +66,8 @@ func New(c *manager.Context) (manager.Controller, error) {
 	eps := c.Informers.Core().V1().Endpoints()
 	ctl := &controller{client: c.Client, services: svcs.Lister(), pods: pods.Lister(), endpoints: eps.Lister(),
 		triggerTimes: podendpoints.NewTriggerTimes(), replaced: map[string]string{}}
+	ctl.events = record.NewBroadcaster()
+	ctl.recorder = ctl.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-controller"})
 	ctl.Loop = manager.NewLoop("endpoint-controller", 5, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, eps.Informer().HasSynced}
 	enqueue := func(o any) {
@@ -84,6 +92,8 @@ func New(c *manager.Context) (manager.Controller, error) {
 // Run first looks at every Endpoints object once, so that those whose Service went while the
 // controller was away are deleted, then works the queue.
 func (c *controller) Run(ctx context.Context) error {
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.events.Shutdown()
 	if cache.WaitForCacheSync(ctx.Done(), c.Synced...) {
 		all, err := c.endpoints.List(labels.Everything())
 		if err == nil {
@@ -176,10 +186,16 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
 			return 0, nil
 		}
+		if err != nil {
+			c.recorder.Eventf(ep, corev1.EventTypeWarning, "FailedToCreateEndpoint", "Failed to create endpoint for service %v/%v: %v", namespace, name, err)
+		}
 	} else {
 		var updated *corev1.Endpoints
 		updated, err = c.client.CoreV1().Endpoints(namespace).Update(ctx, ep, metav1.UpdateOptions{})
-		if err == nil && updated.ResourceVersion != cur.ResourceVersion {
+		switch {
+		case err != nil:
+			c.recorder.Eventf(ep, corev1.EventTypeWarning, "FailedToUpdateEndpoint", "Failed to update endpoint %v/%v: %v", namespace, name, err)
+		case updated.ResourceVersion != cur.ResourceVersion:
 			c.setReplaced(key, cur.ResourceVersion)
 		}
 	}

@@ -18,10 +18,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -48,6 +52,9 @@ type controller struct {
 	tracker      *Tracker
 	triggerTimes *podendpoints.TriggerTimes
 	planner      planner
+	// events reports failed syncs on the Service, as upstream's endpoint-slice-controller does.
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
 }
 
 // New returns the EndpointSlice controller.
@@ -59,6 +66,8 @@ func New(c *manager.Context) (manager.Controller, error) {
 	ctl := &controller{client: c.Client, services: svcs.Lister(), pods: pods.Lister(), nodes: nodes.Lister(), slices: eps.Lister(),
 		tracker: NewTracker(), triggerTimes: podendpoints.NewTriggerTimes()}
 	ctl.planner = planner{maxPerSlice: MaxEndpointsPerSlice, node: func(name string) (*corev1.Node, error) { return ctl.nodes.Get(name) }}
+	ctl.events = record.NewBroadcaster()
+	ctl.recorder = ctl.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-slice-controller"})
 	ctl.Loop = manager.NewLoop("endpointslice-controller", 5, c.Log, ctl.sync)
 	ctl.Queue = NewQueue("endpoint_slice")
 	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, nodes.Informer().HasSynced, eps.Informer().HasSynced}
@@ -103,6 +112,13 @@ func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 1000*time.Second),
 			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)}),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+}
+
+// Run works the queue, recording events meanwhile.
+func (c *controller) Run(ctx context.Context) error {
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.events.Shutdown()
+	return c.Loop.Run(ctx)
 }
 
 func managed(s *discoveryv1.EndpointSlice) bool {
@@ -174,9 +190,14 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	}
 	trigger, seen := c.triggerTimes.Compute(key, svc, pods)
 	ch, planErr := c.planner.plan(svc, pods, existing)
-	if err := apply(ctx, c.client, c.tracker, svc, ch, trigger); err != nil {
+	applyErr := apply(ctx, c.client, c.tracker, svc, ch, trigger)
+	if applyErr == nil {
+		seen()
+	}
+	if err := utilerrors.NewAggregate([]error{planErr, applyErr}); err != nil {
+		c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToUpdateEndpointSlices",
+			"Error updating Endpoint Slices for Service %s/%s: %v", namespace, name, err)
 		return 0, err
 	}
-	seen()
-	return 0, planErr
+	return 0, nil
 }

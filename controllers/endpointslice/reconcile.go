@@ -2,7 +2,6 @@ package endpointslice
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
 	netutils "k8s.io/utils/net"
 )
@@ -62,7 +62,7 @@ func (p planner) plan(svc *corev1.Service, pods []*corev1.Pod, existing []*disco
 		}
 		all.add(c)
 	}
-	return all, errors.Join(errs...)
+	return all, utilerrors.NewAggregate(errs)
 }
 
 func (p planner) planType(svc *corev1.Service, pods []*corev1.Pod, existing []*discoveryv1.EndpointSlice, at discoveryv1.AddressType) (changes, error) {
@@ -139,7 +139,7 @@ func (p planner) planType(svc *corev1.Service, pods []*corev1.Pod, existing []*d
 		out.update = append(out.update, fresh)
 		out.delete = slices.Delete(out.delete, i, i+1)
 	}
-	return out, errors.Join(errs...)
+	return out, utilerrors.NewAggregate(errs)
 }
 
 // planPorts reconciles the slices of one set of ports with the endpoints desired under it.

@@ -26,10 +26,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
 	netutils "k8s.io/utils/net"
 )
 
@@ -47,6 +50,10 @@ type controller struct {
 	services  corelisters.ServiceLister
 	slices    discoverylisters.EndpointSliceLister
 	tracker   *endpointslice.Tracker
+	// events reports addresses left unmirrored on the Endpoints, as upstream's
+	// endpoint-slice-mirroring-controller does.
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
 }
 
 // New returns the EndpointSliceMirroring controller.
@@ -55,6 +62,8 @@ func New(c *manager.Context) (manager.Controller, error) {
 	svcs := c.Informers.Core().V1().Services()
 	sl := c.Informers.Discovery().V1().EndpointSlices()
 	ctl := &controller{client: c.Client, endpoints: eps.Lister(), services: svcs.Lister(), slices: sl.Lister(), tracker: endpointslice.NewTracker()}
+	ctl.events = record.NewBroadcaster()
+	ctl.recorder = ctl.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-slice-mirroring-controller"})
 	ctl.Loop = manager.NewLoop("endpointslicemirroring-controller", 5, c.Log, ctl.sync)
 	ctl.Queue = endpointslice.NewQueue("endpoint_slice_mirroring")
 	ctl.Synced = []cache.InformerSynced{eps.Informer().HasSynced, svcs.Informer().HasSynced, sl.Informer().HasSynced}
@@ -120,6 +129,13 @@ func New(c *manager.Context) (manager.Controller, error) {
 		return nil, err
 	}
 	return ctl, nil
+}
+
+// Run works the queue, recording events meanwhile.
+func (c *controller) Run(ctx context.Context) error {
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.events.Shutdown()
+	return c.Loop.Run(ctx)
 }
 
 // shouldMirror tells whether Endpoints are mirrored at all: not when labelled skip-mirror, nor
@@ -193,7 +209,15 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	if c.tracker.Stale(owner, svc.UID, existing) {
 		return 0, endpointslice.ErrStale
 	}
-	return 0, c.apply(ctx, ep, plan(ep, existing))
+	ch := plan(ep, existing)
+	if ch.invalid > 0 {
+		c.recorder.Eventf(ep, corev1.EventTypeWarning, "InvalidIPAddress", "Skipped %d invalid IP addresses when mirroring to EndpointSlices", ch.invalid)
+	}
+	if ch.skipped > ch.invalid {
+		c.recorder.Eventf(ep, corev1.EventTypeWarning, "TooManyAddressesToMirror",
+			"A max of %d addresses can be mirrored to EndpointSlices per Endpoints subset. %d addresses were skipped", maxEndpointsPerSubset, ch.skipped)
+	}
+	return 0, c.apply(ctx, ep, ch)
 }
 
 func (c *controller) mirrored(owner types.NamespacedName) ([]*discoveryv1.EndpointSlice, error) {
@@ -222,6 +246,9 @@ func (c *controller) deleteMirrored(ctx context.Context, owner types.NamespacedN
 // changes are the writes that bring the mirrored slices to the desired state.
 type changes struct {
 	create, update, delete []*discoveryv1.EndpointSlice
+	// invalid counts addresses that are not IPs; skipped counts every address left out, those
+	// beyond maxEndpointsPerSubset included.
+	invalid, skipped int
 }
 
 // plan maps each subset of ep to one slice per address type (holding at most
@@ -236,6 +263,7 @@ func plan(ep *corev1.Endpoints, existing []*discoveryv1.EndpointSlice) changes {
 	}
 	desired := map[string]*group{}
 	var keys []string
+	var out changes
 	for _, ss := range ep.Subsets {
 		ports := mirrorPorts(ss.Ports)
 		byType := map[discoveryv1.AddressType]*group{}
@@ -255,7 +283,8 @@ func plan(ep *corev1.Endpoints, existing []*discoveryv1.EndpointSlice) changes {
 				}
 				e, at, ok := addressToEndpoint(a, ready)
 				if !ok {
-					continue // not an IP: not mirrored
+					out.invalid++ // not an IP: not mirrored
+					continue
 				}
 				byType[at].set.Insert(e)
 				added++
@@ -263,13 +292,13 @@ func plan(ep *corev1.Endpoints, existing []*discoveryv1.EndpointSlice) changes {
 		}
 		add(ss.Addresses, true)
 		add(ss.NotReadyAddresses, false)
+		out.skipped += len(ss.Addresses) + len(ss.NotReadyAddresses) - added
 	}
 	existingByKey := map[string][]*discoveryv1.EndpointSlice{}
 	for _, s := range existing {
 		k := string(s.AddressType) + "|" + endpointslice.PortsKey(s.Ports)
 		existingByKey[k] = append(existingByKey[k], s)
 	}
-	var out changes
 	slices.Sort(keys)
 	for _, k := range keys {
 		g, have := desired[k], existingByKey[k]

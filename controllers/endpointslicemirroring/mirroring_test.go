@@ -3,6 +3,7 @@ package endpointslicemirroring
 //lint:file-ignore SA1019 the Endpoints API is deprecated but still served and used; keeping it is this code's job.
 
 import (
+	"fmt"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,5 +87,38 @@ func TestPlan(t *testing.T) {
 	ready := plan(one, nil).create[0].Endpoints
 	if !*ready[0].Conditions.Ready || *ready[1].Conditions.Ready {
 		t.Errorf("conditions %+v, %+v: want ready, not ready", ready[0].Conditions, ready[1].Conditions)
+	}
+}
+
+// Addresses that are not IPs, and those beyond 1000 in a subset, are counted as left out.
+func TestPlanCountsSkippedAddresses(t *testing.T) {
+	many := make([]corev1.EndpointAddress, 0, 1002)
+	for i := range 1001 {
+		many = append(many, corev1.EndpointAddress{IP: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)})
+	}
+	many = append(many, corev1.EndpointAddress{IP: "not-an-ip"})
+	cases := []struct {
+		name             string
+		ep               *corev1.Endpoints
+		invalid, skipped int
+		endpoints        int
+	}{
+		{"an invalid address", testEndpoints(corev1.EndpointSubset{Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}, {IP: "nope"}}, Ports: pg}), 1, 1, 1},
+		{"too many addresses", testEndpoints(corev1.EndpointSubset{Addresses: many, Ports: pg}), 0, 2, 1000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := plan(tc.ep, nil)
+			if ch.invalid != tc.invalid || ch.skipped != tc.skipped {
+				t.Errorf("invalid %d, skipped %d; want %d, %d", ch.invalid, ch.skipped, tc.invalid, tc.skipped)
+			}
+			n := 0
+			for _, s := range ch.create {
+				n += len(s.Endpoints)
+			}
+			if n != tc.endpoints {
+				t.Errorf("%d endpoints mirrored, want %d", n, tc.endpoints)
+			}
+		})
 	}
 }
