@@ -242,6 +242,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		return fmt.Errorf("apiserver: bootstrap: %w", err)
 	}
 	s.ready.set("bootstrap-controller", true)
+	wg.Go(func() { s.keepKubernetesService(ctx) })
 	opts.Log.Info("API server ready", "url", s.URL, "took", time.Since(begin).Round(time.Millisecond))
 	if started != nil {
 		started <- s

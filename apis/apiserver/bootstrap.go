@@ -61,14 +61,21 @@ func (s *Server) writeAdminKubeconfig(path string) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
+// loopbackClient is the API server's own client for what it keeps in the cluster.
+func (s *Server) loopbackClient() (kubernetes.Interface, error) {
+	cfg, err := s.LoopbackConfig()
+	if err != nil {
+		return nil, err
+	}
+	// The kubernetes Service's Endpoints are kept knowingly, deprecation warning or not.
+	cfg.WarningHandler = rest.NoWarnings{}
+	return kubernetes.NewForConfig(cfg)
+}
+
 // bootstrap creates what a cluster has from the start: the system namespaces, the kubernetes
 // Service with endpoints pointing at this server, and the system priority classes.
 func (s *Server) bootstrap(ctx context.Context) error {
-	cfg, err := s.LoopbackConfig()
-	if err != nil {
-		return err
-	}
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := s.loopbackClient()
 	if err != nil {
 		return err
 	}
@@ -90,6 +97,41 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("priority class %s: %w", name, err)
 		}
 	}
+	return s.reconcileKubernetesService(ctx, c)
+}
+
+// kubernetesServiceInterval is how often the API server puts the kubernetes Service and its
+// endpoints back as they should be, upstream's default endpoint reconciler interval.
+const kubernetesServiceInterval = 10 * time.Second
+
+// keepKubernetesService reconciles the kubernetes Service, its Endpoints and its EndpointSlice
+// every kubernetesServiceInterval until ctx is done, as upstream's kubernetes-service controller
+// does: a deleted or altered object is back within the interval.
+func (s *Server) keepKubernetesService(ctx context.Context) {
+	c, err := s.loopbackClient()
+	if err != nil {
+		s.log.Error("kubernetes service: no client", "err", err)
+		return
+	}
+	t := time.NewTicker(kubernetesServiceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := s.reconcileKubernetesService(rctx, c); err != nil && ctx.Err() == nil {
+			s.log.Warn("kubernetes service: reconcile failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// reconcileKubernetesService creates the kubernetes Service if it is missing and points its
+// Endpoints and EndpointSlice at this server.
+func (s *Server) reconcileKubernetesService(ctx context.Context, c kubernetes.Interface) error {
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
 			Labels: map[string]string{"component": "apiserver", "provider": "kubernetes"}},
@@ -111,18 +153,20 @@ func (s *Server) reconcileEndpoints(ctx context.Context, c kubernetes.Interface)
 		Addresses: []corev1.EndpointAddress{{IP: s.opts.AdvertiseAddress}},
 		Ports:     []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}},
 	}}
+	// Not mirrored into slices: the server writes the kubernetes Service's slice itself.
+	wantLabels := map[string]string{discoveryv1.LabelSkipMirror: "true"}
 	ep, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		ep = &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,
-			Labels: map[string]string{"endpointslice.kubernetes.io/skip-mirror": "true"}}, Subsets: want}
+			Labels: wantLabels}, Subsets: want}
 		if _, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Create(ctx, ep, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	case err != nil:
 		return err
-	case !reflect.DeepEqual(ep.Subsets, want):
-		ep.Subsets = want
+	case !reflect.DeepEqual(ep.Subsets, want) || !reflect.DeepEqual(ep.Labels, wantLabels):
+		ep.Subsets, ep.Labels = want, wantLabels
 		if _, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Update(ctx, ep, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
@@ -144,8 +188,8 @@ func (s *Server) reconcileEndpoints(ctx context.Context, c kubernetes.Interface)
 		}
 	case err != nil:
 		return err
-	case !reflect.DeepEqual(cur.Endpoints, slice.Endpoints) || !reflect.DeepEqual(cur.Ports, slice.Ports):
-		cur.Endpoints, cur.Ports = slice.Endpoints, slice.Ports
+	case !reflect.DeepEqual(cur.Endpoints, slice.Endpoints) || !reflect.DeepEqual(cur.Ports, slice.Ports) || !reflect.DeepEqual(cur.Labels, slice.Labels):
+		cur.Endpoints, cur.Ports, cur.Labels = slice.Endpoints, slice.Ports, slice.Labels
 		if _, err := c.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -205,6 +206,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if !res.HasVerb(verb) {
 		a.writeError(w, r, methodNotSupported(res, verb))
 		return
+	}
+	if msg := deprecationWarning(a.scheme, res.GVK()); msg != "" {
+		w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
 	}
 	if res.Virtual {
 		a.serveVirtual(w, r, res, info)

@@ -3,7 +3,10 @@ package strategy
 import (
 	"github.com/keelson/keelson/apis/catalogue"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -26,8 +29,10 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{Validate: validateConfigMap, ValidateUpdate: validateConfigMapUpdate}
 	case "/Secret":
 		return Rules{Default: defaultSecret, Validate: validateSecret, ValidateUpdate: validateSecretUpdate}
-	case "/Endpoints", "/Event", "/LimitRange", "discovery.k8s.io/EndpointSlice", "coordination.k8s.io/Lease":
+	case "/Endpoints", "/Event", "/LimitRange", "coordination.k8s.io/Lease":
 		return Rules{AllowCreateOnUpdate: true}
+	case "discovery.k8s.io/EndpointSlice":
+		return Rules{AllowCreateOnUpdate: true, Generation: true, PrepareForUpdate: bumpEndpointSliceGeneration}
 	case "/ReplicationController":
 		return Rules{Generation: true, Default: defaultReplicationController}
 	case "apps/Deployment":
@@ -57,6 +62,18 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{NameFn: nameIsPathSegment}
 	}
 	return Rules{}
+}
+
+// bumpEndpointSliceGeneration moves an EndpointSlice's generation on when anything but its
+// metadata changes, or its labels do, as upstream does: the EndpointSlice controllers compare
+// generations to tell their own writes from others'.
+func bumpEndpointSliceGeneration(obj, old runtime.Object) {
+	s, was := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
+	a, b := *s, *was
+	a.ObjectMeta, b.ObjectMeta = metav1.ObjectMeta{}, metav1.ObjectMeta{}
+	if !apiequality.Semantic.DeepEqual(a, b) || !apiequality.Semantic.DeepEqual(s.Labels, was.Labels) {
+		s.Generation = was.Generation + 1
+	}
 }
 
 // keepNamespaceFinalizers leaves spec.finalizers to the finalize subresource, as upstream does.

@@ -10,6 +10,9 @@ import (
 	"github.com/keelson/keelson/controllers/cronjob"
 	"github.com/keelson/keelson/controllers/daemonset"
 	"github.com/keelson/keelson/controllers/deployment"
+	"github.com/keelson/keelson/controllers/endpoints"
+	"github.com/keelson/keelson/controllers/endpointslice"
+	"github.com/keelson/keelson/controllers/endpointslicemirroring"
 	"github.com/keelson/keelson/controllers/disruption"
 	"github.com/keelson/keelson/controllers/garbagecollector"
 	"github.com/keelson/keelson/controllers/job"
@@ -52,6 +55,9 @@ type Options struct {
 func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "kube-controller-manager"
+	// The endpoints controller uses the Endpoints API knowingly; the server's deprecation warning
+	// for it would only fill the log.
+	cfg.WarningHandler = rest.NoWarnings{}
 	if opts.Election.Log == nil {
 		opts.Election.Log = opts.Log
 	}
@@ -79,6 +85,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			disruption.New,
 			resourcequota.New,
 			podautoscaler.New,
+			endpoints.New,
+			endpointslice.New,
+			endpointslicemirroring.New,
 		}
 		if opts.ClusterCIDR != "" {
 			constructors = append(constructors, func(c *manager.Context) (manager.Controller, error) {
