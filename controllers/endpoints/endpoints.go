@@ -27,8 +27,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -49,7 +47,6 @@ type controller struct {
 	endpoints    corelisters.EndpointsLister
 	triggerTimes *podendpoints.TriggerTimes
 	// events reports write failures on the Endpoints, as upstream's endpoint-controller does.
-	events   record.EventBroadcaster
 	recorder record.EventRecorder
 
 	// replaced holds, by key, the resourceVersion of the Endpoints this controller last replaced
@@ -66,8 +63,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	eps := c.Informers.Core().V1().Endpoints()
 	ctl := &controller{client: c.Client, services: svcs.Lister(), pods: pods.Lister(), endpoints: eps.Lister(),
 		triggerTimes: podendpoints.NewTriggerTimes(), replaced: map[string]string{}}
-	ctl.events = record.NewBroadcaster()
-	ctl.recorder = ctl.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-controller"})
+	ctl.recorder = c.Recorder("endpoint-controller")
 	ctl.Loop = manager.NewLoop("endpoint-controller", 5, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, eps.Informer().HasSynced}
 	enqueue := func(o any) {
@@ -92,8 +88,6 @@ func New(c *manager.Context) (manager.Controller, error) {
 // Run first looks at every Endpoints object once, so that those whose Service went while the
 // controller was away are deleted, then works the queue.
 func (c *controller) Run(ctx context.Context) error {
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.events.Shutdown()
 	if cache.WaitForCacheSync(ctx.Done(), c.Synced...) {
 		all, err := c.endpoints.List(labels.Everything())
 		if err == nil {
@@ -236,7 +230,7 @@ func subsetsFor(svc *corev1.Service, pods []*corev1.Pod) []corev1.EndpointSubset
 		if !ok {
 			continue
 		}
-		ready := svc.Spec.PublishNotReadyAddresses || podendpoints.Ready(pod)
+		ready := svc.Spec.PublishNotReadyAddresses || manager.PodReady(pod)
 		if len(svc.Spec.Ports) == 0 {
 			// A headless Service may have no ports; its pods are listed all the same.
 			if svc.Spec.ClusterIP == corev1.ClusterIPNone {

@@ -20,8 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -53,7 +51,6 @@ type controller struct {
 	triggerTimes *podendpoints.TriggerTimes
 	planner      planner
 	// events reports failed syncs on the Service, as upstream's endpoint-slice-controller does.
-	events   record.EventBroadcaster
 	recorder record.EventRecorder
 }
 
@@ -66,8 +63,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	ctl := &controller{client: c.Client, services: svcs.Lister(), pods: pods.Lister(), nodes: nodes.Lister(), slices: eps.Lister(),
 		tracker: NewTracker(), triggerTimes: podendpoints.NewTriggerTimes()}
 	ctl.planner = planner{maxPerSlice: MaxEndpointsPerSlice, node: func(name string) (*corev1.Node, error) { return ctl.nodes.Get(name) }}
-	ctl.events = record.NewBroadcaster()
-	ctl.recorder = ctl.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-slice-controller"})
+	ctl.recorder = c.Recorder("endpoint-slice-controller")
 	ctl.Loop = manager.NewLoop("endpointslice-controller", 5, c.Log, ctl.sync)
 	ctl.Queue = NewQueue("endpoint_slice")
 	ctl.Synced = []cache.InformerSynced{svcs.Informer().HasSynced, pods.Informer().HasSynced, nodes.Informer().HasSynced, eps.Informer().HasSynced}
@@ -112,13 +108,6 @@ func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 1000*time.Second),
 			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)}),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
-}
-
-// Run works the queue, recording events meanwhile.
-func (c *controller) Run(ctx context.Context) error {
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.events.Shutdown()
-	return c.Loop.Run(ctx)
 }
 
 func managed(s *discoveryv1.EndpointSlice) bool {

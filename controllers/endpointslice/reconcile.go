@@ -3,6 +3,7 @@ package endpointslice
 import (
 	"context"
 	"fmt"
+	"github.com/keelson/keelson/controllers/manager"
 	"maps"
 	"slices"
 	"time"
@@ -298,7 +299,7 @@ func setTriggerTime(s *discoveryv1.EndpointSlice, at time.Time) {
 // podToEndpoint is the pod as an endpoint of svc. Ready is never true for a terminating pod
 // unless the Service publishes not-ready addresses; serving is the pod's readiness regardless.
 func podToEndpoint(pod *corev1.Pod, node *corev1.Node, svc *corev1.Service, at discoveryv1.AddressType) discoveryv1.Endpoint {
-	serving := podendpoints.Ready(pod)
+	serving := manager.PodReady(pod)
 	terminating := pod.DeletionTimestamp != nil
 	ready := svc.Spec.PublishNotReadyAddresses || (serving && !terminating)
 	ep := discoveryv1.Endpoint{

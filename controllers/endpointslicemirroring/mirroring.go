@@ -26,8 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
@@ -52,7 +50,6 @@ type controller struct {
 	tracker   *endpointslice.Tracker
 	// events reports addresses left unmirrored on the Endpoints, as upstream's
 	// endpoint-slice-mirroring-controller does.
-	events   record.EventBroadcaster
 	recorder record.EventRecorder
 }
 
@@ -62,8 +59,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	svcs := c.Informers.Core().V1().Services()
 	sl := c.Informers.Discovery().V1().EndpointSlices()
 	ctl := &controller{client: c.Client, endpoints: eps.Lister(), services: svcs.Lister(), slices: sl.Lister(), tracker: endpointslice.NewTracker()}
-	ctl.events = record.NewBroadcaster()
-	ctl.recorder = ctl.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "endpoint-slice-mirroring-controller"})
+	ctl.recorder = c.Recorder("endpoint-slice-mirroring-controller")
 	ctl.Loop = manager.NewLoop("endpointslicemirroring-controller", 5, c.Log, ctl.sync)
 	ctl.Queue = endpointslice.NewQueue("endpoint_slice_mirroring")
 	ctl.Synced = []cache.InformerSynced{eps.Informer().HasSynced, svcs.Informer().HasSynced, sl.Informer().HasSynced}
@@ -129,13 +125,6 @@ func New(c *manager.Context) (manager.Controller, error) {
 		return nil, err
 	}
 	return ctl, nil
-}
-
-// Run works the queue, recording events meanwhile.
-func (c *controller) Run(ctx context.Context) error {
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
-	defer c.events.Shutdown()
-	return c.Loop.Run(ctx)
 }
 
 // shouldMirror tells whether Endpoints are mirrored at all: not when labelled skip-mirror, nor

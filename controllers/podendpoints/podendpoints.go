@@ -6,6 +6,7 @@ package podendpoints
 
 import (
 	"fmt"
+	"github.com/keelson/keelson/controllers/manager"
 	"maps"
 	"sync"
 	"time"
@@ -27,12 +28,6 @@ func Include(pod *corev1.Pod, includeTerminating bool) bool {
 		return false
 	}
 	return includeTerminating || pod.DeletionTimestamp == nil
-}
-
-// Ready tells whether the pod's Ready condition is True.
-func Ready(pod *corev1.Pod) bool {
-	c := readyCondition(pod)
-	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
@@ -111,7 +106,7 @@ func servicesSelecting(services corelisters.ServiceLister, namespace string, set
 // whether it may change which Services select it (labels, hostname or subdomain).
 func changed(old, cur *corev1.Pod) (endpoints, membership bool) {
 	membership = !maps.Equal(old.Labels, cur.Labels) || old.Spec.Hostname != cur.Spec.Hostname || old.Spec.Subdomain != cur.Spec.Subdomain
-	if (old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) || Ready(old) != Ready(cur) || len(old.Status.PodIPs) != len(cur.Status.PodIPs) {
+	if (old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) || manager.PodReady(old) != manager.PodReady(cur) || len(old.Status.PodIPs) != len(cur.Status.PodIPs) {
 		return true, membership
 	}
 	for i := range old.Status.PodIPs {
