@@ -852,5 +852,3 @@ func sortPods(pods []*corev1.Pod) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	})
 }
-
-

@@ -435,7 +435,6 @@ func countHealthy(pods []*corev1.Pod, disrupted map[string]metav1.Time, now time
 	return n
 }
 
-
 func (c *controller) updateStatus(ctx context.Context, pdb *policyv1.PodDisruptionBudget, healthy, desired, expected int32, disrupted map[string]metav1.Time) error {
 	// A budget that expects no pods allows nothing, so that its first pods are safe before the
 	// status catches up with them.

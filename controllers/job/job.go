@@ -439,7 +439,6 @@ func podTerminating(p *corev1.Pod) bool {
 	return p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 }
 
-
 // errFrom returns the first error sent on errs, which the caller has closed.
 func errFrom(errs <-chan error) error {
 	for err := range errs {

@@ -398,7 +398,6 @@ func (s *syncState) manage(ctx context.Context) error {
 	return err
 }
 
-
 // maxGeneratedNameLength leaves room for the five random characters the API server adds.
 const maxGeneratedNameLength = 58
 

@@ -25,7 +25,6 @@ import (
 // burstReplicas bounds the pods created or deleted in one sync, as upstream's default.
 const burstReplicas = 500
 
-
 type controller struct {
 	*manager.Loop
 	client    kubernetes.Interface
@@ -36,7 +35,6 @@ type controller struct {
 	// sync that manages pods waits for them so as not to act on a stale view.
 	pending manager.Expectations
 }
-
 
 // kind is what the controller manages, seen as ReplicaSets.
 type kind struct {
@@ -209,10 +207,6 @@ func (c *controller) enqueueMatching(p *corev1.Pod) {
 	}
 }
 
-
-
-
-
 func (c *controller) sync(ctx context.Context, key string) (time.Duration, error) {
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
@@ -298,7 +292,6 @@ func (c *controller) manage(ctx context.Context, key string, rs *appsv1.ReplicaS
 	return nil
 }
 
-
 func (c *controller) createPod(ctx context.Context, rs *appsv1.ReplicaSet) error {
 	t := rs.Spec.Template.DeepCopy()
 	pod := &corev1.Pod{
@@ -340,8 +333,6 @@ func podsToDelete(pods []*corev1.Pod, n int) []*corev1.Pod {
 	})
 	return ranked[:n]
 }
-
-
 
 // minReadyRecheck is when a ready-but-not-yet-available pod becomes available.
 func minReadyRecheck(rs *appsv1.ReplicaSet, active []*corev1.Pod) time.Duration {

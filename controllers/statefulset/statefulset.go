@@ -781,11 +781,9 @@ func newVersionedPod(currentSet, updateSet *appsv1.StatefulSet, current, updateR
 
 // Pod state.
 
-
 func runningAndReady(p *corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodRunning && manager.PodReady(p)
 }
-
 
 func unavailable(p *corev1.Pod, minReady int32, now time.Time) bool {
 	return !manager.PodAvailable(p, minReady, now) || p.DeletionTimestamp != nil
