@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"k8s.io/client-go/util/retry"
 	"net/http"
 	"strings"
 
@@ -105,9 +106,17 @@ var _ = Describe("Subresources", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(s.Spec.Replicas).To(Equal(int32(1)))
 		Expect(s.Status.Selector).To(Equal("app=sc"))
-		s.Spec.Replicas = 4
-		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "sc", s, metav1.UpdateOptions{})
-		Expect(err).NotTo(HaveOccurred())
+		// The deployment controller writes the status meanwhile, which moves the resourceVersion
+		// the scale carries: a conflict then is right, and the client retries on a fresh read.
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			s, err := client.AppsV1().Deployments(ns).GetScale(ctx, "sc", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			s.Spec.Replicas = 4
+			_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "sc", s, metav1.UpdateOptions{})
+			return err
+		})).To(Succeed())
 		_, err = client.AppsV1().Deployments(ns).Patch(ctx, "sc", types.MergePatchType, []byte(`{"spec":{"replicas":6}}`), metav1.PatchOptions{}, "scale")
 		Expect(err).NotTo(HaveOccurred())
 		d, err := client.AppsV1().Deployments(ns).Get(ctx, "sc", metav1.GetOptions{})

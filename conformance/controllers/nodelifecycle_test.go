@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"context"
 	"time"
 
 	"github.com/keelson/keelson/simulator"
@@ -9,23 +8,13 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 )
 
 var _ = Describe("Node lifecycle", func() {
 	It("gives nodes a podCIDR, and taints a node whose lease stops and evicts the pods that do not tolerate it", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
-		simCtx, stop := context.WithCancel(context.Background())
-		nodes, err := simulator.Start(simCtx, testCluster.Config, simulator.Options{Count: 2, Prefix: "lifecycle-" + utilrand.String(5) + "-"})
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) {
-			stop()
-			nodes.Wait()
-			for _, n := range nodes.Names() {
-				_ = client.CoreV1().Nodes().Delete(ctx, n, metav1.DeleteOptions{})
-			}
-		})
+		nodes := testCluster.SimulatedNodes(simulator.Options{Count: 2, Prefix: "lifecycle-"})
 		dying := nodes.Names()[0]
 
 		cidrs := map[string]bool{}

@@ -18,23 +18,12 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// simulatedFleet runs simulated nodes of 4 CPUs in the test's process for the spec: nodes
-// whose pods run and, when deleted, go, as a kubelet would make them.
+// simulatedFleet runs simulated nodes of 4 CPUs for the spec: nodes whose pods run and, when
+// deleted, go, as a kubelet would make them.
 func simulatedFleet(ctx context.Context, n int) *fleet {
 	GinkgoHelper()
 	f := &fleet{group: utilrand.String(6)}
-	simCtx, stop := context.WithCancel(context.Background())
-	nodes, err := simulator.Start(simCtx, testCluster.Config, simulator.Options{Count: n, Prefix: "sched-" + f.group + "-", CPU: "4",
-		Labels: map[string]string{groupLabel: f.group}})
-	Expect(err).NotTo(HaveOccurred())
-	f.names = nodes.Names()
-	DeferCleanup(func(ctx SpecContext) {
-		stop()
-		nodes.Wait()
-		for _, name := range f.names {
-			_ = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
-		}
-	})
+	f.names = testCluster.SimulatedNodes(simulator.Options{Count: n, Prefix: "sched-", CPU: "4", Labels: map[string]string{groupLabel: f.group}}).Names()
 	return f
 }
 
