@@ -14,9 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 )
 
@@ -45,41 +46,41 @@ func benchScheduler(ctx context.Context, cfg *rest.Config, nodeCount, podCount, 
 	defer c.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 	waitForServiceAccount(ctx, c, ns)
 
-	// A burst of pods: created as fast as the clients go, bound as fast as the scheduler goes.
-	list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	must(err)
-	w, err := c.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	must(err)
+	// A burst of pods: created as fast as the clients go, bound as fast as the scheduler goes. An
+	// informer sees the bindings (and resumes by itself if the server ends its watch).
 	var createdAt sync.Map
 	var mu sync.Mutex
 	var latencies []time.Duration
 	var lastBound time.Time
 	seen := map[string]bool{}
 	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok || ev.Type == watch.Deleted || p.Spec.NodeName == "" || seen[p.Name] {
-				continue
-			}
-			now := time.Now()
-			seen[p.Name] = true
-			for {
-				if t, ok := createdAt.Load(p.Name); ok {
-					mu.Lock()
-					latencies = append(latencies, now.Sub(t.(time.Time)))
-					lastBound = now
-					mu.Unlock()
-					break
-				}
-				time.Sleep(time.Microsecond)
-			}
-			if len(seen) == podCount {
-				return
-			}
+	observe := func(o any) {
+		p, ok := o.(*corev1.Pod)
+		if !ok || p.Spec.NodeName == "" || seen[p.Name] {
+			return
 		}
-	}()
+		now := time.Now()
+		seen[p.Name] = true
+		for {
+			if t, ok := createdAt.Load(p.Name); ok {
+				mu.Lock()
+				latencies = append(latencies, now.Sub(t.(time.Time)))
+				lastBound = now
+				mu.Unlock()
+				break
+			}
+			time.Sleep(time.Microsecond) // the create's response is still on its way
+		}
+		if len(seen) == podCount {
+			close(watchDone)
+		}
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
+	_, err = factory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: observe, UpdateFunc: func(_, o any) { observe(o) }})
+	must(err)
+	informerCtx, stopInformer := context.WithCancel(ctx)
+	factory.Start(informerCtx.Done())
+	factory.WaitForCacheSync(informerCtx.Done())
 	template := corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox", Resources: corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}}}}}
 	start := time.Now()
@@ -95,7 +96,8 @@ func benchScheduler(ctx context.Context, cfg *rest.Config, nodeCount, podCount, 
 	case <-time.After(10 * time.Minute):
 		fmt.Printf("only %d of %d pods were bound in 10 minutes\n", len(seen), podCount)
 	}
-	w.Stop()
+	stopInformer()
+	factory.Shutdown()
 	mu.Lock()
 	elapsed := lastBound.Sub(start)
 	report(fmt.Sprintf("schedule %d pods (create→bound)", len(latencies)), result{latencies: latencies, elapsed: elapsed})

@@ -31,6 +31,11 @@ type Event struct {
 	Revision int64
 }
 
+// DefaultWindowSize is how many events a cache keeps by default: enough for clients to resume
+// their watches across a burst of thousands of writes (upstream keeps up to about 100,000, or
+// 75 seconds' worth).
+const DefaultWindowSize = 10000
+
 // Options tune a cache.
 type Options struct {
 	// WindowSize is how many recent events are kept for watches that resume from an older
@@ -72,12 +77,24 @@ type Cache struct {
 	windowLen   int
 	windowStart int64
 	watchers    map[*Watcher]struct{}
+	// stall is how long delivery may still wait, in all, for watchers whose buffers are full
+	// before it drops them; it refills with time (see wait).
+	stall   time.Duration
+	stallAt time.Time
 }
+
+// Delivery waits at most maxStall at once for full watchers, and earns stallPerSecond of waiting
+// per second, as upstream's watch cache budgets its dispatch: a watcher that falls behind in a
+// burst catches up, one that stays behind is dropped, and the others are held up little.
+const (
+	maxStall       = 100 * time.Millisecond
+	stallPerSecond = 50 * time.Millisecond
+)
 
 // New returns a cache of s; Run fills and feeds it.
 func New(s *store.Store, opts Options, log *slog.Logger) *Cache {
 	if opts.WindowSize <= 0 {
-		opts.WindowSize = 1000
+		opts.WindowSize = DefaultWindowSize
 	}
 	if opts.WatcherBuffer <= 0 {
 		opts.WatcherBuffer = 1000
@@ -91,7 +108,7 @@ func New(s *store.Store, opts Options, log *slog.Logger) *Cache {
 		log:      log.With("cache", s.Resource().String()),
 		advanced: make(chan struct{}),
 		objects:  map[string]runtime.Object{},
-		window:   make([]Event, opts.WindowSize),
+		window:   make([]Event, min(opts.WindowSize, 64)),
 		watchers: map[*Watcher]struct{}{},
 	}
 }
@@ -239,7 +256,15 @@ func (c *Cache) apply(e Event) {
 	} else {
 		c.objects[e.Key] = e.Object
 	}
-	// Append to the ring; when it is full the oldest event falls out and the window starts after it.
+	// Append to the ring; it grows up to WindowSize, and when it is full the oldest event falls
+	// out and the window starts after it.
+	if c.windowLen == len(c.window) && len(c.window) < c.opts.WindowSize {
+		grown := make([]Event, min(2*len(c.window), c.opts.WindowSize))
+		for i := range c.windowLen {
+			grown[i] = c.window[(c.windowHead+i)%len(c.window)]
+		}
+		c.window, c.windowHead = grown, 0
+	}
 	size := len(c.window)
 	if c.windowLen == size {
 		c.windowStart = c.window[c.windowHead].Revision
@@ -249,6 +274,9 @@ func (c *Cache) apply(e Event) {
 		c.window[(c.windowHead+c.windowLen)%size] = e
 		c.windowLen++
 	}
+	now := time.Now()
+	c.stall = min(maxStall, c.stall+time.Duration(float64(now.Sub(c.stallAt))*float64(stallPerSecond)/float64(time.Second)))
+	c.stallAt = now
 	for w := range c.watchers {
 		if strings.HasPrefix(e.Key, w.prefix) {
 			w.send(e)
@@ -435,13 +463,26 @@ func (w *Watcher) Events() <-chan Event { return w.ch }
 func (w *Watcher) send(e Event) {
 	select {
 	case w.ch <- e:
+		return
 	default:
-		if e.Type == watch.Bookmark {
-			return // a bookmark can be skipped; a change cannot
-		}
-		w.cache.log.Info("dropping a watcher that fell behind", "prefix", w.prefix)
-		w.closeLocked()
 	}
+	if e.Type == watch.Bookmark {
+		return // a bookmark can be skipped; a change cannot
+	}
+	if c := w.cache; c.stall > 0 {
+		start := time.Now()
+		t := time.NewTimer(c.stall)
+		defer t.Stop()
+		select {
+		case w.ch <- e:
+			c.stall -= time.Since(start)
+			return
+		case <-t.C:
+			c.stall = 0
+		}
+	}
+	w.cache.log.Info("dropping a watcher that fell behind", "prefix", w.prefix)
+	w.closeLocked()
 }
 
 func (w *Watcher) closeLocked() {

@@ -136,6 +136,38 @@ func TestWatchFromBeforeTheWindowIsTooOld(t *testing.T) {
 	}
 }
 
+// The window grows as events come, keeping them in order, up to its size.
+func TestWindowGrowsInOrder(t *testing.T) {
+	s := newStore(t)
+	c := startCache(t, s, watchcache.Options{WindowSize: 150})
+	ctx := context.Background()
+	from := c.Revision()
+	for i := range 200 {
+		if _, err := s.Create(ctx, s.Key("a", fmt.Sprint(i)), cm("a", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitFresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Watch(watchcache.WatchOptions{From: from}); err == nil {
+		t.Fatal("the window kept more than its size")
+	}
+	w, err := c.Watch(watchcache.WatchOptions{From: c.Revision() - 150})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if len(w.Initial) != 150 {
+		t.Fatalf("replayed %d events, want 150", len(w.Initial))
+	}
+	for i := 1; i < len(w.Initial); i++ {
+		if w.Initial[i].Revision <= w.Initial[i-1].Revision {
+			t.Fatalf("events out of order at %d", i)
+		}
+	}
+}
+
 // A watcher that stops reading is dropped once its buffer fills; the others go on unharmed.
 func TestSlowWatcherIsDroppedWithoutStallingOthers(t *testing.T) {
 	s := newStore(t)
