@@ -160,21 +160,31 @@ var _ = Describe("Subresources", func() {
 
 	It("adds ephemeral containers through their subresource and nothing else", func(ctx SpecContext) {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "eph"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
-		pod, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}}
-		pod.Labels = map[string]string{"ignored": "yes"}
-		got, err := client.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "eph", pod, metav1.UpdateOptions{})
-		Expect(err).NotTo(HaveOccurred())
+		// The scheduler may write the pod's status meanwhile: retry on a fresh read, as a client must.
+		var got *corev1.Pod
+		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			pod, err := client.CoreV1().Pods(ns).Get(ctx, "eph", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}}
+			pod.Labels = map[string]string{"ignored": "yes"}
+			got, err = client.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "eph", pod, metav1.UpdateOptions{})
+			return err
+		})).To(Succeed())
 		Expect(got.Spec.EphemeralContainers).To(HaveLen(1))
 		Expect(got.Labels).NotTo(HaveKey("ignored"))
 		got.Spec.EphemeralContainers = nil
+		got.ResourceVersion = "" // unconditional, so that only validation can refuse it
 		_, err = client.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, "eph", got, metav1.UpdateOptions{})
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
 	})
 
 	It("binds a pod to a node once", func(ctx SpecContext) {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+		// A scheduler nobody runs, so that the cluster's own does not bind the pod first.
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Spec: corev1.PodSpec{SchedulerName: "keelson-test-none", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 		_, err := client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "b"}, Target: corev1.ObjectReference{Kind: "Node", Name: "n1"}}

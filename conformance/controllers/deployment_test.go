@@ -109,6 +109,23 @@ var _ = Describe("Deployments", func() {
 		}, "1s").Should(Succeed())
 	})
 
+	It("release a ReplicaSet whose labels they no longer select, and replace it", func(ctx SpecContext) {
+		cluster.MarkPodsReady(client, ns)
+		_, err := client.AppsV1().Deployments(ns).Create(ctx, deploymentOf("rel", 1), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []appsv1.ReplicaSet { return replicaSetsOf(ctx, ns, "rel") }).WithContext(ctx).Should(HaveLen(1))
+		first := replicaSetsOf(ctx, ns, "rel")[0]
+		_, err = client.AppsV1().ReplicaSets(ns).Patch(ctx, first.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"deploy":"elsewhere"}}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			rs, err := client.AppsV1().ReplicaSets(ns).Get(ctx, first.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(metav1.GetControllerOf(rs)).To(BeNil())
+			g.Expect(replicaSetsOf(ctx, ns, "rel")).To(HaveLen(1))
+			g.Expect(replicaSetsOf(ctx, ns, "rel")[0].Name).NotTo(Equal(first.Name))
+		}).WithContext(ctx).Should(Succeed())
+	})
+
 	It("take their ReplicaSets and pods along when deleted", func(ctx SpecContext) {
 		_, err := client.AppsV1().Deployments(ns).Create(ctx, deploymentOf("gone", 2), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())

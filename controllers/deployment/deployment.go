@@ -135,30 +135,18 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	return c.updateStatus(ctx, d, newRS, old, created)
 }
 
-// claim adopts the ReplicaSets the selector matches and returns those the Deployment controls.
+// claim adopts the orphan ReplicaSets the selector matches, releases those it controls that it
+// no longer selects, and returns those the Deployment controls.
 func (c *controller) claim(ctx context.Context, d *appsv1.Deployment, sel labels.Selector) ([]*appsv1.ReplicaSet, error) {
 	all, err := c.rsLister.ReplicaSets(d.Namespace).List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	var owned []*appsv1.ReplicaSet
-	for _, rs := range all {
-		ref := metav1.GetControllerOf(rs)
-		switch {
-		case ref != nil && ref.UID == d.UID:
-			owned = append(owned, rs)
-		case ref == nil && sel.Matches(labels.Set(rs.Labels)) && rs.DeletionTimestamp == nil:
-			adopted, err := c.client.AppsV1().ReplicaSets(d.Namespace).Patch(ctx, rs.Name, types.StrategicMergePatchType, manager.AdoptPatch(appsv1.SchemeGroupVersion.WithKind("Deployment"), d, rs.UID), metav1.PatchOptions{})
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			owned = append(owned, adopted)
-		}
-	}
-	return owned, nil
+	return manager.Claim(ctx, appsv1.SchemeGroupVersion.WithKind("Deployment"), d, all,
+		func(rs *appsv1.ReplicaSet) bool { return sel.Matches(labels.Set(rs.Labels)) },
+		func(ctx context.Context, rs *appsv1.ReplicaSet, patch []byte) (*appsv1.ReplicaSet, error) {
+			return c.client.AppsV1().ReplicaSets(rs.Namespace).Patch(ctx, rs.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		})
 }
 
 // templateHash names a pod template: an FNV-32a hash of its JSON form and the collision count.

@@ -63,26 +63,34 @@ func SlowStart(n int, create func(i int) error) (int, error) {
 	return done, nil
 }
 
-// ClaimPods sorts out the owner's pods among pods: it keeps those it controls that still
-// qualify, releases those that no longer do, and adopts qualifying orphans (unless the owner or
-// the orphan is being deleted). It returns the pods the owner controls afterwards.
+// ClaimPods sorts out the owner's pods among pods with Claim.
 func ClaimPods(ctx context.Context, client kubernetes.Interface, gvk schema.GroupVersionKind, owner metav1.Object, pods []*corev1.Pod, qualifies func(*corev1.Pod) bool) ([]*corev1.Pod, error) {
-	var owned []*corev1.Pod
-	for _, p := range pods {
-		ref := metav1.GetControllerOfNoCopy(p)
-		matches := qualifies(p)
+	return Claim(ctx, gvk, owner, pods, qualifies, func(ctx context.Context, p *corev1.Pod, patch []byte) (*corev1.Pod, error) {
+		return client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+	})
+}
+
+// Claim sorts out the owner's objects among objs, as upstream's controller ref manager does: it
+// keeps those it controls that still qualify, releases those that no longer do, and adopts
+// qualifying orphans (unless the owner or the orphan is being deleted), writing each change
+// with patch. It returns the objects the owner controls afterwards.
+func Claim[T metav1.Object](ctx context.Context, gvk schema.GroupVersionKind, owner metav1.Object, objs []T, qualifies func(T) bool,
+	patch func(ctx context.Context, obj T, patch []byte) (T, error)) ([]T, error) {
+	var owned []T
+	for _, o := range objs {
+		ref := metav1.GetControllerOfNoCopy(o)
+		matches := qualifies(o)
 		switch {
 		case ref != nil && ref.UID == owner.GetUID():
 			if matches {
-				owned = append(owned, p)
+				owned = append(owned, o)
 				continue
 			}
-			_, err := client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, ReleasePatch(owner.GetUID(), p.UID), metav1.PatchOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
+			if _, err := patch(ctx, o, ReleasePatch(owner.GetUID(), o.GetUID())); err != nil && !apierrors.IsNotFound(err) {
 				return nil, err
 			}
-		case ref == nil && matches && p.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil:
-			adopted, err := client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, AdoptPatch(gvk, owner, p.UID), metav1.PatchOptions{})
+		case ref == nil && matches && o.GetDeletionTimestamp() == nil && owner.GetDeletionTimestamp() == nil:
+			adopted, err := patch(ctx, o, AdoptPatch(gvk, owner, o.GetUID()))
 			if apierrors.IsNotFound(err) {
 				continue
 			}
