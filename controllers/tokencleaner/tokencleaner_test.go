@@ -61,6 +61,8 @@ func TestBootstrapTokensExpire(t *testing.T) {
 	cfg := apiservertest.Start(t, apiserver.Options{})
 	client := kubernetes.NewForConfigOrDie(cfg)
 	now := time.Now()
+	// RFC 3339 keeps whole seconds.
+	soon := now.Add(3 * time.Second).Truncate(time.Second)
 	token := func(namespace, name, expiration string) {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Type: tokencleaner.SecretTypeBootstrapToken,
 			Data: map[string][]byte{"token-id": []byte("abcdef"), "token-secret": []byte("0123456789abcdef")}}
@@ -73,7 +75,7 @@ func TestBootstrapTokensExpire(t *testing.T) {
 	}
 	token("kube-system", "bootstrap-token-expired", now.Add(-time.Hour).Format(time.RFC3339))
 	token("kube-system", "bootstrap-token-garbled", "next tuesday")
-	token("kube-system", "bootstrap-token-soon", now.Add(3*time.Second).Format(time.RFC3339))
+	token("kube-system", "bootstrap-token-soon", soon.Format(time.RFC3339))
 	token("kube-system", "bootstrap-token-forever", "")
 	token("default", "bootstrap-token-elsewhere", now.Add(-time.Hour).Format(time.RFC3339))
 
@@ -88,7 +90,7 @@ func TestBootstrapTokensExpire(t *testing.T) {
 		t.Fatal("a token was deleted before its expiration")
 	}
 	waitFor(t, "the token to go at its expiration", func() bool { return !secretExists(t, client, "kube-system", "bootstrap-token-soon") })
-	if time.Now().Before(now.Add(3 * time.Second)) {
+	if time.Now().Before(soon) {
 		t.Fatal("a token was deleted before its expiration")
 	}
 	for _, s := range []struct{ namespace, name string }{{"kube-system", "bootstrap-token-forever"}, {"default", "bootstrap-token-elsewhere"}} {
