@@ -92,12 +92,14 @@ func approvedOrDenied(csr *certificatesv1.CertificateSigningRequest) (approved, 
 // Errors of the kubelet certificate checks, with upstream's wording.
 var (
 	errOrganizationNotNodes = errors.New("subject organization is not system:nodes")
-	errCommonNameNotNode    = errors.New("subject common name does not begin with system:node:")
-	errDNSOrIPRequired      = errors.New("DNS or IP subjectAltName is required")
-	errDNSNotAllowed        = errors.New("DNS subjectAltNames are not allowed")
-	errEmailNotAllowed      = errors.New("Email subjectAltNames are not allowed")
-	errIPNotAllowed         = errors.New("IP subjectAltNames are not allowed")
-	errURINotAllowed        = errors.New("URI subjectAltNames are not allowed")
+	//lint:ignore ST1005 upstream's message, which clients see in the Failed condition
+	errCommonNameNotNode = errors.New("subject common name does not begin with system:node:")
+	errDNSOrIPRequired   = errors.New("DNS or IP subjectAltName is required")
+	errDNSNotAllowed     = errors.New("DNS subjectAltNames are not allowed")
+	//lint:ignore ST1005 upstream's message, which clients see in the Failed condition
+	errEmailNotAllowed = errors.New("Email subjectAltNames are not allowed")
+	errIPNotAllowed    = errors.New("IP subjectAltNames are not allowed")
+	errURINotAllowed   = errors.New("URI subjectAltNames are not allowed")
 )
 
 // The usage sets a kubelet certificate may ask for: with key encipherment (RSA keys) or without.
