@@ -61,7 +61,8 @@ func (c *cleaner) sync(ctx context.Context, _ string) (time.Duration, error) {
 		return 0, err
 	}
 	now := c.now()
-	var failed error
+	// A request that cannot be deleted now is tried again on the next pass, as upstream's are:
+	// the pass must keep its period, not fall to the retry limit.
 	for _, csr := range csrs {
 		if !expired(csr, now) {
 			continue
@@ -69,11 +70,7 @@ func (c *cleaner) sync(ctx context.Context, _ string) (time.Duration, error) {
 		err := c.client.CertificatesV1().CertificateSigningRequests().Delete(ctx, csr.Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			c.Log.Error("unable to delete CSR", "csr", csr.Name, "err", err)
-			failed = err
 		}
-	}
-	if failed != nil {
-		return 0, failed
 	}
 	return cleanPeriod, nil
 }

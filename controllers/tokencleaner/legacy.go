@@ -86,9 +86,11 @@ func (lc *legacyCleaner) Run(ctx context.Context) error {
 
 func (lc *legacyCleaner) sync(ctx context.Context, _ string) (time.Duration, error) {
 	now := lc.opts.Now().UTC()
+	// Failures wait for the next pass, as upstream's do, so that the pass keeps its period.
 	trackedFrom, err := lc.trackedFrom(ctx)
 	if err != nil {
-		return 0, err
+		lc.Log.Error("getting the date legacy token tracking began", "err", err)
+		return lc.opts.SyncInterval, nil
 	}
 	// Until tracking has run for a whole period, no token's disuse is known.
 	if now.Before(trackedFrom.Add(lc.opts.CleanUpPeriod)) {
@@ -101,7 +103,6 @@ func (lc *legacyCleaner) sync(ctx context.Context, _ string) (time.Duration, err
 		return 0, err
 	}
 	mounted := map[string]sets.Set[string]{}
-	var failed error
 	for _, s := range all {
 		if s.Type != corev1.SecretTypeServiceAccountToken || s.DeletionTimestamp != nil || !s.CreationTimestamp.Time.Before(keepCreatedFrom) {
 			continue
@@ -113,7 +114,8 @@ func (lc *legacyCleaner) sync(ctx context.Context, _ string) (time.Duration, err
 		}
 		generated, err := lc.generated(s)
 		if err != nil {
-			return 0, err
+			lc.Log.Error("getting service account", "secret", s.Namespace+"/"+s.Name, "err", err)
+			continue
 		}
 		if !generated {
 			continue
@@ -121,7 +123,8 @@ func (lc *legacyCleaner) sync(ctx context.Context, _ string) (time.Duration, err
 		names, ok := mounted[s.Namespace]
 		if !ok {
 			if names, err = lc.mountedSecrets(s.Namespace); err != nil {
-				return 0, err
+				lc.Log.Error("resolving mounted secrets", "secret", s.Namespace+"/"+s.Name, "err", err)
+				continue
 			}
 			mounted[s.Namespace] = names
 		}
@@ -131,7 +134,7 @@ func (lc *legacyCleaner) sync(ctx context.Context, _ string) (time.Duration, err
 		invalidSince := s.Labels[InvalidSinceLabel]
 		if _, err := time.Parse(dateFormat, invalidSince); err != nil {
 			if err := lc.invalidate(ctx, s, now.Format(dateFormat)); err != nil {
-				failed = err
+				lc.Log.Error("labelling legacy token invalid", "secret", s.Namespace+"/"+s.Name, "err", err)
 			}
 			continue
 		}
@@ -141,11 +144,8 @@ func (lc *legacyCleaner) sync(ctx context.Context, _ string) (time.Duration, err
 		lc.Log.Info("deleting auto-generated service account token", "secret", s.Namespace+"/"+s.Name, "invalidSince", invalidSince)
 		err = lc.client.CoreV1().Secrets(s.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &s.ResourceVersion}})
 		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
-			failed = err
+			lc.Log.Error("deleting legacy service account token", "secret", s.Namespace+"/"+s.Name, "err", err)
 		}
-	}
-	if failed != nil {
-		return 0, failed
 	}
 	return lc.opts.SyncInterval, nil
 }
