@@ -28,6 +28,7 @@ import (
 	"github.com/keelson/keelson/apis/scheme"
 	"github.com/keelson/keelson/apis/serviceaccount"
 	"github.com/keelson/keelson/apis/services"
+	"github.com/keelson/keelson/apis/strategy"
 	"github.com/keelson/keelson/pki"
 	"github.com/keelson/keelson/registry/etcd"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -191,6 +192,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	}
 	s.api.SetHooks(schema.GroupResource{Resource: "services"}, alloc.Hooks())
 	s.api.SetHooks(schema.GroupResource{Resource: "pods"}, rest.Hooks{BeforeCreate: priority.New(s.api).BeforeCreate})
+	s.api.SetHooks(schema.GroupResource{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}, rest.Hooks{BeforeCreate: strategy.CSRRequester})
 	s.alloc = alloc
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))
 

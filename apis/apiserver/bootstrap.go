@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"time"
 
 	"github.com/keelson/keelson/apis/authn"
+	"github.com/keelson/keelson/pki"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -37,6 +39,12 @@ func (s *Server) LoopbackConfig() (*rest.Config, error) {
 
 // CAPEM is the cluster CA certificate, PEM-encoded.
 func (s *Server) CAPEM() []byte { return s.bundle.CAPEM }
+
+// CAKeyPEM is the cluster CA's private key, PEM-encoded, for the controller manager's signer
+// (upstream's --cluster-signing-key-file).
+func (s *Server) CAKeyPEM() ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.bundle.Dir, pki.CAKey))
+}
 
 // writeAdminKubeconfig writes a kubeconfig for the admin user (group system:masters) with the
 // credentials inline, so that the file stands alone.
@@ -71,6 +79,10 @@ func (s *Server) loopbackClient() (kubernetes.Interface, error) {
 	cfg.WarningHandler = rest.NoWarnings{}
 	return kubernetes.NewForConfig(cfg)
 }
+
+// LegacyTokenTrackingConfigMap is the kube-system ConfigMap whose "since" holds the date from
+// which the server tracks the use of legacy (Secret-based) service-account tokens.
+const LegacyTokenTrackingConfigMap = "kube-apiserver-legacy-service-account-token-tracking"
 
 // bootstrap creates what a cluster has from the start: the system namespaces, the kubernetes
 // Service with endpoints pointing at this server, and the system priority classes.
@@ -142,6 +154,13 @@ func (s *Server) reconcileKubernetesService(ctx context.Context, c kubernetes.In
 	}
 	if _, err := c.CoreV1().Services(metav1.NamespaceDefault).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("kubernetes service: %w", err)
+	}
+	// The date legacy service-account token tracking began, which the controller manager's
+	// legacy token cleaner reads, as upstream's legacytokentracking controller records it.
+	tracking := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: LegacyTokenTrackingConfigMap, Namespace: metav1.NamespaceSystem},
+		Data: map[string]string{"since": time.Now().UTC().Format(time.DateOnly)}}
+	if _, err := c.CoreV1().ConfigMaps(metav1.NamespaceSystem).Create(ctx, tracking, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("legacy token tracking: %w", err)
 	}
 	return s.reconcileEndpoints(ctx, c)
 }

@@ -29,7 +29,7 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request, out output, opts
 		h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err)))
 		return
 	}
-	if h.info.Subresource == "" || h.info.Subresource == "status" {
+	if h.info.Subresource == "" || h.info.Subresource == "status" || h.info.Subresource == "approval" {
 		if gvk := patch.GroupVersionKind(); gvk.GroupVersion() != h.res.GroupVersion() || gvk.Kind != h.res.Kind {
 			h.writeError(w, r, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", gvk.GroupVersion(), h.res.GroupVersion())))
 			return

@@ -32,7 +32,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch h.info.Subresource {
-	case "", "status", "ephemeralcontainers", "resize":
+	case "", "status", "ephemeralcontainers", "resize", "approval":
 	case "scale":
 		h.serveScale(w, r, out)
 		return

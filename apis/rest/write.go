@@ -465,11 +465,11 @@ func (h *handler) updateObject(ctx context.Context, r *http.Request, spec update
 
 var errNotReady = errors.New("object changed")
 
-// strategySubresource is the strategy a subresource write runs: status and finalize have their
-// own; scale writes through the main resource's.
+// strategySubresource is the strategy a subresource write runs: status, finalize and the like
+// have their own; scale writes through the main resource's.
 func strategySubresource(sub string) string {
 	switch sub {
-	case "status", "finalize", "ephemeralcontainers", "resize":
+	case "status", "finalize", "ephemeralcontainers", "resize", "approval":
 		return sub
 	}
 	return ""

@@ -57,7 +57,7 @@ func rulesFor(res *catalogue.Resource) Rules {
 		"rbac.authorization.k8s.io/RoleBinding", "rbac.authorization.k8s.io/ClusterRoleBinding":
 		return Rules{NameFn: nameIsPathSegment, AllowCreateOnUpdate: true}
 	case "certificates.k8s.io/CertificateSigningRequest":
-		return Rules{NameFn: nameIsPathSegment}
+		return csrRules()
 	case "networking.k8s.io/IPAddress", "apiregistration.k8s.io/APIService":
 		return Rules{NameFn: nameIsPathSegment}
 	}

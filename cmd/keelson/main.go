@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/controllers/certificates"
 	"github.com/keelson/keelson/controllers/controllermanager"
 	"github.com/keelson/keelson/controllers/nodeipam"
 	"github.com/keelson/keelson/controllers/nodelifecycle"
 	"github.com/keelson/keelson/controllers/podgc"
+	"github.com/keelson/keelson/controllers/tokencleaner"
 	"github.com/keelson/keelson/scheduler"
 	"github.com/keelson/keelson/simulator"
 	"k8s.io/client-go/tools/clientcmd"
@@ -115,8 +117,13 @@ func runServer(ctx context.Context, name string, args []string) error {
 			if err != nil {
 				return err
 			}
+			caKey, err := s.CAKeyPEM()
+			if err != nil {
+				return err
+			}
 			go func() {
 				cmOpts.RootCA, cmOpts.Log = s.CAPEM(), log.With("component", "controller-manager")
+				cmOpts.ClusterSigningCert, cmOpts.ClusterSigningKey = s.CAPEM(), caKey
 				errc <- controllermanager.Run(ctx, cfg, cmOpts)
 			}()
 			go func() {
@@ -137,6 +144,8 @@ func runControllerManager(ctx context.Context, args []string) error {
 	rootCA := fs.String("root-ca-file", "", "CA bundle to publish as kube-root-ca.crt (default: the kubeconfig's CA)")
 	var opts controllermanager.Options
 	controllerManagerFlags(fs, &opts)
+	signingCert := fs.String("cluster-signing-cert-file", "", "PEM CA certificate the csrsigning controller issues certificates with")
+	signingKey := fs.String("cluster-signing-key-file", "", "PEM private key of --cluster-signing-cert-file")
 	allocate := fs.Bool("allocate-node-cidrs", false, "give each node a podCIDR from --cluster-cidr")
 	fs.StringVar(&opts.ClusterCIDR, "cluster-cidr", "", "range of pod IPs, for --allocate-node-cidrs")
 	_ = fs.Parse(args)
@@ -160,6 +169,17 @@ func runControllerManager(ctx context.Context, args []string) error {
 		}
 	}
 	opts.RootCA = ca
+	if (*signingCert == "") != (*signingKey == "") {
+		return errors.New("--cluster-signing-cert-file and --cluster-signing-key-file go together")
+	}
+	if *signingCert != "" {
+		if opts.ClusterSigningCert, err = os.ReadFile(*signingCert); err != nil {
+			return err
+		}
+		if opts.ClusterSigningKey, err = os.ReadFile(*signingKey); err != nil {
+			return err
+		}
+	}
 	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "controller-manager")
 	return controllermanager.Run(ctx, cfg, opts)
 }
@@ -213,4 +233,11 @@ func controllerManagerFlags(fs *flag.FlagSet, opts *controllermanager.Options) {
 	fs.IntVar(&opts.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", podgc.DefaultTerminatedThreshold, "terminated pods kept before the oldest are deleted (<= 0: keep them all)")
 	fs.DurationVar(&opts.NodeMonitorGracePeriod, "node-monitor-grace-period", nodelifecycle.DefaultMonitorGracePeriod, "how long a node may go without a heartbeat before it is marked Unknown")
 	fs.IntVar(&opts.NodeCIDRMaskSize, "node-cidr-mask-size", nodeipam.DefaultNodeMaskSize, "prefix length of each node's podCIDR")
+	fs.DurationVar(&opts.ClusterSigningDuration, "cluster-signing-duration", certificates.DefaultSigningDuration, "the longest certificate csrsigning issues")
+	fs.DurationVar(&opts.LegacyServiceAccountTokenCleanUpPeriod, "legacy-service-account-token-clean-up-period", tokencleaner.DefaultCleanUpPeriod,
+		"how long a legacy service-account token goes unused before it is invalidated, and invalid before it is deleted")
+	fs.Func("controllers", "comma-separated controllers to enable: '*' for those on by default, 'foo' to enable foo, '-foo' to disable it", func(v string) error {
+		opts.Controllers = strings.Split(v, ",")
+		return nil
+	})
 }

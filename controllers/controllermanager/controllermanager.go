@@ -5,8 +5,10 @@ package controllermanager
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
+	"github.com/keelson/keelson/controllers/certificates"
 	"github.com/keelson/keelson/controllers/cronjob"
 	"github.com/keelson/keelson/controllers/daemonset"
 	"github.com/keelson/keelson/controllers/deployment"
@@ -28,6 +30,7 @@ import (
 	"github.com/keelson/keelson/controllers/serviceaccount"
 	"github.com/keelson/keelson/controllers/statefulset"
 	"github.com/keelson/keelson/controllers/tainteviction"
+	"github.com/keelson/keelson/controllers/tokencleaner"
 	"github.com/keelson/keelson/controllers/ttlafterfinished"
 	"k8s.io/client-go/rest"
 )
@@ -46,9 +49,79 @@ type Options struct {
 	// (upstream's --allocate-node-cidrs with --cluster-cidr).
 	ClusterCIDR      string
 	NodeCIDRMaskSize int
-	Log              *slog.Logger
+	// ClusterSigningCert and ClusterSigningKey are the PEM CA pair csrsigning issues certificates
+	// with (upstream's --cluster-signing-cert-file and --cluster-signing-key-file); without them
+	// the signer does not run. ClusterSigningDuration caps the certificates' lifetime (0: a year).
+	ClusterSigningCert, ClusterSigningKey []byte
+	ClusterSigningDuration                time.Duration
+	// LegacyServiceAccountTokenCleanUpPeriod is how long a legacy token goes unused before it is
+	// invalidated, and invalid before it is deleted (0: a year).
+	LegacyServiceAccountTokenCleanUpPeriod time.Duration
+	// Controllers enables and disables controllers as upstream's --controllers: "*" is every
+	// controller on by default, "name" turns one on, "-name" turns one off. Empty means "*".
+	Controllers []string
+	Log         *slog.Logger
 	// Election tunes leader election; zero values take upstream's defaults.
 	Election manager.Options
+}
+
+// controller is one entry of the controller manager: upstream's name for it in --controllers
+// (and the older short name still accepted), whether it runs by default, and its constructor.
+type controller struct {
+	names     []string
+	onDefault bool
+	build     func(*manager.Context) (manager.Controller, error)
+}
+
+// controllers lists the built-in controllers for opts.
+func controllers(opts Options) []controller {
+	on := func(build func(*manager.Context) (manager.Controller, error), names ...string) controller {
+		return controller{names: names, onDefault: true, build: build}
+	}
+	list := []controller{
+		on(serviceaccount.New, "serviceaccount-controller", "serviceaccount"),
+		on(func(c *manager.Context) (manager.Controller, error) { return rootca.New(c, opts.RootCA) },
+			"root-ca-certificate-publisher-controller", "root-ca-cert-publisher"),
+		on(namespace.New, "namespace-controller", "namespace"),
+		on(garbagecollector.New, "garbage-collector-controller", "garbagecollector"),
+		on(replicaset.New, "replicaset-controller", "replicaset"),
+		on(replicaset.NewReplicationController, "replicationcontroller-controller", "replicationcontroller"),
+		on(deployment.New, "deployment-controller", "deployment"),
+		on(statefulset.New, "statefulset-controller", "statefulset"),
+		on(daemonset.New, "daemonset-controller", "daemonset"),
+		on(job.New, "job-controller", "job"),
+		on(cronjob.New, "cronjob-controller", "cronjob"),
+		on(ttlafterfinished.New, "ttl-after-finished-controller", "ttl-after-finished"),
+		on(func(c *manager.Context) (manager.Controller, error) { return podgc.New(c, opts.TerminatedPodGCThreshold) },
+			"pod-garbage-collector-controller", "podgc"),
+		on(func(c *manager.Context) (manager.Controller, error) { return nodelifecycle.New(c, opts.NodeMonitorGracePeriod) },
+			"node-lifecycle-controller", "nodelifecycle"),
+		on(tainteviction.New, "taint-eviction-controller"),
+		on(disruption.New, "disruption-controller", "disruption"),
+		on(resourcequota.New, "resourcequota-controller", "resourcequota"),
+		on(podautoscaler.New, "horizontal-pod-autoscaler-controller", "horizontalpodautoscaling"),
+		on(endpoints.New, "endpoints-controller", "endpoint"),
+		on(endpointslice.New, "endpointslice-controller", "endpointslice"),
+		on(endpointslicemirroring.New, "endpointslice-mirroring-controller", "endpointslicemirroring"),
+		on(certificates.NewApprover, "certificatesigningrequest-approving-controller", "csrapproving"),
+		on(certificates.NewCleaner, "certificatesigningrequest-cleaner-controller", "csrcleaner"),
+		on(func(c *manager.Context) (manager.Controller, error) {
+			return tokencleaner.NewLegacy(c, tokencleaner.LegacyOptions{CleanUpPeriod: opts.LegacyServiceAccountTokenCleanUpPeriod})
+		}, "legacy-serviceaccount-token-cleaner-controller", "legacy-serviceaccount-token-cleaner"),
+		{names: []string{"token-cleaner-controller", "tokencleaner"}, build: tokencleaner.NewBootstrap},
+	}
+	// Upstream runs the signer only with a signing pair, and node IPAM only with a cluster CIDR.
+	if len(opts.ClusterSigningCert) > 0 && len(opts.ClusterSigningKey) > 0 {
+		list = append(list, on(func(c *manager.Context) (manager.Controller, error) {
+			return certificates.NewSigner(c, opts.ClusterSigningCert, opts.ClusterSigningKey, opts.ClusterSigningDuration)
+		}, "certificatesigningrequest-signing-controller", "csrsigning"))
+	}
+	if opts.ClusterCIDR != "" {
+		list = append(list, on(func(c *manager.Context) (manager.Controller, error) {
+			return nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
+		}, "node-ipam-controller", "nodeipam"))
+	}
+	return list
 }
 
 // Run runs the controllers until ctx is done.
@@ -62,46 +135,37 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		opts.Election.Log = opts.Log
 	}
 	return manager.Run(ctx, cfg, opts.Election, func(c *manager.Context) ([]manager.Controller, error) {
-		constructors := []func(*manager.Context) (manager.Controller, error){
-			serviceaccount.New,
-			func(c *manager.Context) (manager.Controller, error) { return rootca.New(c, opts.RootCA) },
-			namespace.New,
-			garbagecollector.New,
-			replicaset.New,
-			replicaset.NewReplicationController,
-			deployment.New,
-			statefulset.New,
-			daemonset.New,
-			job.New,
-			cronjob.New,
-			ttlafterfinished.New,
-			func(c *manager.Context) (manager.Controller, error) {
-				return podgc.New(c, opts.TerminatedPodGCThreshold)
-			},
-			func(c *manager.Context) (manager.Controller, error) {
-				return nodelifecycle.New(c, opts.NodeMonitorGracePeriod)
-			},
-			tainteviction.New,
-			disruption.New,
-			resourcequota.New,
-			podautoscaler.New,
-			endpoints.New,
-			endpointslice.New,
-			endpointslicemirroring.New,
-		}
-		if opts.ClusterCIDR != "" {
-			constructors = append(constructors, func(c *manager.Context) (manager.Controller, error) {
-				return nodeipam.New(c, opts.ClusterCIDR, opts.NodeCIDRMaskSize)
-			})
-		}
-		controllers := make([]manager.Controller, 0, len(constructors))
-		for _, construct := range constructors {
-			ctl, err := construct(c)
+		var out []manager.Controller
+		for _, ctl := range controllers(opts) {
+			if !Enabled(opts.Controllers, ctl.names, ctl.onDefault) {
+				continue
+			}
+			built, err := ctl.build(c)
 			if err != nil {
 				return nil, err
 			}
-			controllers = append(controllers, ctl)
+			out = append(out, built)
 		}
-		return controllers, nil
+		return out, nil
 	})
+}
+
+// Enabled reads an upstream --controllers list for one controller known by names: "-name"
+// turns it off, "name" on, and otherwise "*" (or an empty list) leaves it at its default.
+func Enabled(list []string, names []string, onByDefault bool) bool {
+	if len(list) == 0 {
+		return onByDefault
+	}
+	star := false
+	for _, item := range list {
+		switch {
+		case len(item) > 1 && item[0] == '-' && slices.Contains(names, item[1:]):
+			return false
+		case slices.Contains(names, item):
+			return true
+		case item == "*":
+			star = true
+		}
+	}
+	return star && onByDefault
 }
