@@ -92,9 +92,13 @@ func controllers(opts Options) []controller {
 		on(job.New, "job-controller", "job"),
 		on(cronjob.New, "cronjob-controller", "cronjob"),
 		on(ttlafterfinished.New, "ttl-after-finished-controller", "ttl-after-finished"),
-		on(func(c *manager.Context) (manager.Controller, error) { return podgc.New(c, opts.TerminatedPodGCThreshold) },
+		on(func(c *manager.Context) (manager.Controller, error) {
+			return podgc.New(c, opts.TerminatedPodGCThreshold)
+		},
 			"pod-garbage-collector-controller", "podgc"),
-		on(func(c *manager.Context) (manager.Controller, error) { return nodelifecycle.New(c, opts.NodeMonitorGracePeriod) },
+		on(func(c *manager.Context) (manager.Controller, error) {
+			return nodelifecycle.New(c, opts.NodeMonitorGracePeriod)
+		},
 			"node-lifecycle-controller", "nodelifecycle"),
 		on(tainteviction.New, "taint-eviction-controller"),
 		on(disruption.New, "disruption-controller", "disruption"),
