@@ -121,8 +121,10 @@ var _ = Describe("Deployments", func() {
 			rs, err := client.AppsV1().ReplicaSets(ns).Get(ctx, first.Name, metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(metav1.GetControllerOf(rs)).To(BeNil())
-			g.Expect(replicaSetsOf(ctx, ns, "rel")).To(HaveLen(1))
-			g.Expect(replicaSetsOf(ctx, ns, "rel")[0].Name).NotTo(Equal(first.Name))
+			selected, err := client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "deploy=rel"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(selected.Items).To(HaveLen(1))
+			g.Expect(selected.Items[0].Name).NotTo(Equal(first.Name))
 		}).WithContext(ctx).Should(Succeed())
 	})
 
