@@ -233,10 +233,3 @@ func (q *queue) close() {
 	q.closed = true
 	q.cond.Broadcast()
 }
-
-// pending counts the pods waiting, for logs and tests.
-func (q *queue) pending() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.all)
-}
