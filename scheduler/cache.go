@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 )
 
 // Default requests the scorers assume for containers that request nothing, so that such pods
@@ -172,10 +173,14 @@ type clusterCache struct {
 	assumed map[types.UID]bool
 	// withTerms are the placed pods with affinity terms, which every attempt must consult.
 	withTerms map[types.UID]bool
+	// nominated are the pods waiting for room that preemption made on a node, by node: they
+	// hold that room against pods of lower priority.
+	nominated map[string]map[types.UID]*podInfo
 }
 
 func newClusterCache() *clusterCache {
-	return &clusterCache{nodes: map[string]*nodeInfo{}, podNode: map[types.UID]string{}, assumed: map[types.UID]bool{}, withTerms: map[types.UID]bool{}}
+	return &clusterCache{nodes: map[string]*nodeInfo{}, podNode: map[types.UID]string{}, assumed: map[types.UID]bool{}, withTerms: map[types.UID]bool{},
+		nominated: map[string]map[types.UID]*podInfo{}}
 }
 
 func (c *clusterCache) setNode(node *corev1.Node) {
@@ -305,4 +310,55 @@ func (c *clusterCache) placedFor(withTerms bool) []*placedPod {
 		add(uid)
 	}
 	return out
+}
+
+// nominate records that pod waits for room on node ("" forgets it).
+func (c *clusterCache) nominate(pod *corev1.Pod, node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nominateLocked(pod, node)
+}
+
+func (c *clusterCache) nominateLocked(pod *corev1.Pod, node string) {
+	for n, pods := range c.nominated {
+		if _, ok := pods[pod.UID]; ok && n != node {
+			delete(pods, pod.UID)
+			if len(pods) == 0 {
+				delete(c.nominated, n)
+			}
+		}
+	}
+	if node == "" {
+		return
+	}
+	if c.nominated[node] == nil {
+		c.nominated[node] = map[types.UID]*podInfo{}
+	}
+	c.nominated[node][pod.UID] = newPodInfo(pod)
+}
+
+// withNominated is ni with the pods nominated to it that pod must not take room from (those of
+// at least its priority) added, or ni itself when there are none. Callers hold the lock.
+func (c *clusterCache) withNominated(ni *nodeInfo, pod *corev1.Pod) *nodeInfo {
+	if ni.node == nil {
+		return ni
+	}
+	var ahead []*podInfo
+	for uid, p := range c.nominated[ni.node.Name] {
+		if uid != pod.UID && corev1helpers.PodPriority(p.pod) >= corev1helpers.PodPriority(pod) {
+			ahead = append(ahead, p)
+		}
+	}
+	if len(ahead) == 0 {
+		return ni
+	}
+	trial := newNodeInfo()
+	trial.setNode(ni.node)
+	for _, p := range ni.pods {
+		trial.addPod(p)
+	}
+	for _, p := range ahead {
+		trial.addPod(p)
+	}
+	return trial
 }

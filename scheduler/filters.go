@@ -75,10 +75,12 @@ func (s *Scheduler) filter(c *cycle, ni *nodeInfo) verdict {
 	if ok, _ := c.requiredAffinity.Match(node); !ok {
 		return unresolvable(reasonNodeAffinity)
 	}
-	if v := fitsPorts(c.pi, ni); !v.ok() {
+	// Room that preemption made for a pod of at least this one's priority is not this one's.
+	held := s.cache.withNominated(ni, pod)
+	if v := fitsPorts(c.pi, held); !v.ok() {
 		return v
 	}
-	if v := fitsResources(c.pi, ni); !v.ok() {
+	if v := fitsResources(c.pi, held); !v.ok() {
 		return v
 	}
 	for _, sel := range c.pvNodeAffinity {

@@ -150,6 +150,7 @@ func New(client kubernetes.Interface, factory informers.SharedInformerFactory, o
 			if p, ok := o.(*corev1.Pod); ok {
 				s.queue.remove(p.UID)
 				s.cache.removePod(p.UID)
+				s.cache.nominate(p, "")
 				if p.Spec.NodeName != "" {
 					s.queue.clusterChanged()
 				}
@@ -214,9 +215,12 @@ func (s *Scheduler) onPod(p *corev1.Pod) {
 		}
 	case s.responsible(p):
 		s.queue.add(p)
+		s.cache.nominate(p, p.Status.NominatedNodeName)
+		return
 	default:
 		s.queue.remove(p.UID)
 	}
+	s.cache.nominate(p, "")
 }
 
 // Run schedules until ctx is done.
@@ -297,6 +301,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod, cycleID uint
 	nominated := ""
 	if plan != nil && plan.node != "" {
 		nominated = plan.node
+		s.cache.nominate(pod, nominated)
 		s.evict(ctx, pod, plan)
 	}
 	s.markUnschedulable(ctx, pod, msg, nominated)

@@ -73,3 +73,26 @@ func TestPreferNoScheduleTaintsCount(t *testing.T) {
 		t.Fatalf("%d untolerated PreferNoSchedule taints, want 1", n)
 	}
 }
+
+func TestNominatedPodsHoldTheirRoomAgainstLowerPriorities(t *testing.T) {
+	c := newClusterCache()
+	ni := scoreTestNode("4", "8Gi")
+	c.nodes["n"] = ni
+	high := scoreTestPod("high", "3", "1Gi").pod
+	high.Spec.Priority = ptrTo(int32(100))
+	c.nominate(high, "n")
+	low := scoreTestPod("low", "2", "1Gi")
+	if fitsResources(low, c.withNominated(ni, low.pod)).ok() {
+		t.Fatal("a lower-priority pod took the room held for a nominated pod")
+	}
+	higher := scoreTestPod("higher", "2", "1Gi")
+	higher.pod.Spec.Priority = ptrTo(int32(1000))
+	if !fitsResources(higher, c.withNominated(ni, higher.pod)).ok() {
+		t.Fatal("a higher-priority pod was kept out by a nominated pod")
+	}
+	if !fitsResources(scoreTestPod("self", "3", "1Gi"), c.withNominated(ni, high)).ok() {
+		t.Fatal("the nominated pod was kept out by its own nomination")
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
