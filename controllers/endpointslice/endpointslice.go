@@ -110,26 +110,36 @@ func NewQueue(name string) workqueue.TypedRateLimitingInterface[string] {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
 }
 
-func managed(s *discoveryv1.EndpointSlice) bool {
-	return s.Labels[discoveryv1.LabelManagedBy] == ControllerName
+func managed(s *discoveryv1.EndpointSlice) bool { return ManagedBy(s, ControllerName) }
+
+// ManagedBy tells whether the slice carries the managed-by label of controller.
+func ManagedBy(s *discoveryv1.EndpointSlice, controller string) bool {
+	return s.Labels[discoveryv1.LabelManagedBy] == controller
 }
 
-// sliceEvent syncs the Service of a slice that changed other than by this controller's own
-// writes: one it did not write, a newer generation, a change of service-name or managed-by.
-func (c *controller) sliceEvent(old, s *discoveryv1.EndpointSlice) {
+// ChangedSlices returns the slices of an event (old is nil for an add) whose Services the
+// controller managing slices as managedBy must sync: those changed other than by its own
+// writes (one it did not write, a newer generation), and both sides of a change of
+// service-name or managed-by.
+func ChangedSlices(old, s *discoveryv1.EndpointSlice, managedBy string, tracker *Tracker) []*discoveryv1.EndpointSlice {
 	if old != nil {
 		if old.Labels[discoveryv1.LabelServiceName] != s.Labels[discoveryv1.LabelServiceName] {
-			c.enqueueFor(old)
-			c.enqueueFor(s)
-			return
+			return []*discoveryv1.EndpointSlice{old, s}
 		}
-		if managed(old) != managed(s) {
-			c.enqueueFor(s)
-			return
+		if ManagedBy(old, managedBy) != ManagedBy(s, managedBy) {
+			return []*discoveryv1.EndpointSlice{s}
 		}
 	}
-	if managed(s) && c.tracker.ShouldSync(s) {
-		c.enqueueFor(s)
+	if ManagedBy(s, managedBy) && tracker.ShouldSync(s) {
+		return []*discoveryv1.EndpointSlice{s}
+	}
+	return nil
+}
+
+// sliceEvent syncs the Services a slice event concerns.
+func (c *controller) sliceEvent(old, s *discoveryv1.EndpointSlice) {
+	for _, changed := range ChangedSlices(old, s, ControllerName, c.tracker) {
+		c.enqueueFor(changed)
 	}
 }
 

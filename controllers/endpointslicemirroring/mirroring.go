@@ -137,24 +137,11 @@ func shouldMirror(ep *corev1.Endpoints) bool {
 	return !leader
 }
 
-func managed(s *discoveryv1.EndpointSlice) bool {
-	return s.Labels[discoveryv1.LabelManagedBy] == ControllerName
-}
+func managed(s *discoveryv1.EndpointSlice) bool { return endpointslice.ManagedBy(s, ControllerName) }
 
 func (c *controller) sliceEvent(old, s *discoveryv1.EndpointSlice) {
-	if old != nil {
-		if old.Labels[discoveryv1.LabelServiceName] != s.Labels[discoveryv1.LabelServiceName] {
-			c.enqueueFor(old)
-			c.enqueueFor(s)
-			return
-		}
-		if managed(old) != managed(s) {
-			c.enqueueFor(s)
-			return
-		}
-	}
-	if managed(s) && c.tracker.ShouldSync(s) {
-		c.enqueueFor(s)
+	for _, changed := range endpointslice.ChangedSlices(old, s, ControllerName, c.tracker) {
+		c.enqueueFor(changed)
 	}
 }
 
