@@ -3,11 +3,11 @@ package endpointslice
 import (
 	"context"
 	"fmt"
-	"github.com/keelson/keelson/controllers/manager"
 	"maps"
 	"slices"
 	"time"
 
+	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/controllers/podendpoints"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"

@@ -3,12 +3,12 @@ package job
 import (
 	"context"
 	"fmt"
-	"github.com/keelson/keelson/controllers/manager"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/keelson/keelson/controllers/manager"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"

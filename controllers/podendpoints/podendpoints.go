@@ -6,11 +6,11 @@ package podendpoints
 
 import (
 	"fmt"
-	"github.com/keelson/keelson/controllers/manager"
 	"maps"
 	"sync"
 	"time"
 
+	"github.com/keelson/keelson/controllers/manager"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
