@@ -6,13 +6,12 @@ package deployment
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"sort"
 	"strconv"
 	"time"
 
+	"github.com/keelson/keelson/controllers/history"
 	"github.com/keelson/keelson/controllers/manager"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	"k8s.io/client-go/tools/cache"
@@ -149,17 +147,6 @@ func (c *controller) claim(ctx context.Context, d *appsv1.Deployment, sel labels
 		})
 }
 
-// templateHash names a pod template: an FNV-32a hash of its JSON form and the collision count.
-func templateHash(t *corev1.PodTemplateSpec, collisions *int32) string {
-	h := fnv.New32a()
-	b, _ := json.Marshal(t)
-	h.Write(b)
-	if collisions != nil {
-		h.Write([]byte(strconv.Itoa(int(*collisions))))
-	}
-	return utilrand.SafeEncodeString(fmt.Sprint(h.Sum32()))
-}
-
 // splitNew finds the ReplicaSet whose template is the Deployment's.
 func splitNew(d *appsv1.Deployment, sets []*appsv1.ReplicaSet) (*appsv1.ReplicaSet, []*appsv1.ReplicaSet) {
 	var newRS *appsv1.ReplicaSet
@@ -191,7 +178,7 @@ func maxRevision(sets []*appsv1.ReplicaSet) int64 {
 }
 
 func (c *controller) createNewRS(ctx context.Context, d *appsv1.Deployment, old []*appsv1.ReplicaSet) (*appsv1.ReplicaSet, error) {
-	hash := templateHash(&d.Spec.Template, d.Status.CollisionCount)
+	hash := history.TemplateHash(&d.Spec.Template, d.Status.CollisionCount)
 	t := d.Spec.Template.DeepCopy()
 	if t.Labels == nil {
 		t.Labels = map[string]string{}
