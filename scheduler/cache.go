@@ -362,3 +362,24 @@ func (c *clusterCache) withNominated(ni *nodeInfo, pod *corev1.Pod) *nodeInfo {
 	}
 	return trial
 }
+
+// nodesWithImage counts the nodes that have each image, by normalized name. Callers hold the
+// lock.
+func (c *clusterCache) nodesWithImage() map[string]int {
+	counts := map[string]int{}
+	for _, ni := range c.nodes {
+		if ni.node == nil {
+			continue
+		}
+		seen := map[string]bool{}
+		for _, img := range ni.node.Status.Images {
+			for _, name := range img.Names {
+				if n := normalizedImageName(name); !seen[n] {
+					seen[n] = true
+					counts[n]++
+				}
+			}
+		}
+	}
+	return counts
+}

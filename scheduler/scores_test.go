@@ -96,3 +96,29 @@ func TestNominatedPodsHoldTheirRoomAgainstLowerPriorities(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+func TestNormalizedImageName(t *testing.T) {
+	for in, want := range map[string]string{
+		"nginx":                      "docker.io/library/nginx:latest",
+		"nginx:1.25":                 "docker.io/library/nginx:1.25",
+		"user/app":                   "docker.io/user/app:latest",
+		"registry.k8s.io/pause:3.10": "registry.k8s.io/pause:3.10",
+		"localhost:5000/x":           "localhost:5000/x:latest",
+		"busybox@sha256:abc":         "docker.io/library/busybox@sha256:abc",
+	} {
+		if got := normalizedImageName(in); got != want {
+			t.Errorf("%s: got %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestImageLocalityFavoursNodesWithTheImage(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx:1.25"}}}}
+	with := &corev1.Node{Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{"docker.io/library/nginx:1.25"}, SizeBytes: 500 * 1024 * 1024}}}}
+	without := &corev1.Node{}
+	count := func(string) int { return 1 }
+	w, wo := imageLocality(pod, with, count, 2), imageLocality(pod, without, count, 2)
+	if wo != 0 || w <= 0 || w > maxNodeScore {
+		t.Fatalf("with %d, without %d", w, wo)
+	}
+}
