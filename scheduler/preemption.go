@@ -114,7 +114,11 @@ func (s *Scheduler) victimsOn(c *cycle, ni *nodeInfo, prio int32) []*corev1.Pod 
 			trial.addPod(p)
 		}
 	}
-	if len(lower) == 0 || !s.filter(c, trial).ok() {
+	removed := map[types.UID]bool{}
+	for _, p := range lower {
+		removed[p.pod.UID] = true
+	}
+	if len(lower) == 0 || !s.filter(s.without(c, removed), trial).ok() {
 		return nil
 	}
 	// Pods whose eviction would break a disruption budget are given back first, then the
@@ -130,8 +134,10 @@ func (s *Scheduler) victimsOn(c *cycle, ni *nodeInfo, prio int32) []*corev1.Pod 
 	var victims []*corev1.Pod
 	for _, p := range lower {
 		trial.addPod(p)
-		if !s.filter(c, trial).ok() {
+		delete(removed, p.pod.UID)
+		if !s.filter(s.without(c, removed), trial).ok() {
 			trial.removePod(p.pod.UID)
+			removed[p.pod.UID] = true
 			victims = append(victims, p.pod)
 		}
 	}

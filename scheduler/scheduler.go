@@ -391,8 +391,26 @@ func (s *Scheduler) prepare(pod *corev1.Pod) (*cycle, string) {
 		}
 	}
 	c.interPod = s.interPodStateFor(pod, s.cache.placedFor(!c.pi.terms.empty()))
-	c.spread = s.spreadStateFor(c)
+	c.spread = s.spreadStateFor(c, nil)
 	return c, ""
+}
+
+// without is the cycle as if the excluded pods were gone, for preemption's trials: the pod
+// affinity and spreading counts leave them out. It is c itself when neither can change.
+func (s *Scheduler) without(c *cycle, excluded map[types.UID]bool) *cycle {
+	if len(excluded) == 0 || (c.pi.terms.empty() && len(s.cache.withTerms) == 0 && c.spread == nil) {
+		return c
+	}
+	trial := *c
+	var placed []*placedPod
+	for _, p := range s.cache.placedFor(!c.pi.terms.empty()) {
+		if !excluded[p.pi.pod.UID] {
+			placed = append(placed, p)
+		}
+	}
+	trial.interPod = s.interPodStateFor(c.pi.pod, placed)
+	trial.spread = s.spreadStateFor(c, excluded)
+	return &trial
 }
 
 // waitsForConsumer tells whether an unbound claim's class binds it only once a pod using it

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 
@@ -168,7 +169,7 @@ func minOf(v []int64) int64 {
 // spreadStateFor resolves the pod's topology spread constraints, or upstream's system
 // defaults (3 per node, 5 per zone, both soft) for a pod that has none but belongs to a
 // service or controller, and counts the matching pods per domain.
-func (s *Scheduler) spreadStateFor(c *cycle) *spreadState {
+func (s *Scheduler) spreadStateFor(c *cycle, excluded map[types.UID]bool) *spreadState {
 	pod := c.pi.pod
 	constraints := pod.Spec.TopologySpreadConstraints
 	var defaultSelector labels.Selector
@@ -222,7 +223,7 @@ func (s *Scheduler) spreadStateFor(c *cycle) *spreadState {
 			}
 			n := 0
 			for _, p := range ni.pods {
-				if p.pod.Namespace == pod.Namespace && p.pod.DeletionTimestamp == nil && sc.selector.Matches(labels.Set(p.pod.Labels)) {
+				if p.pod.Namespace == pod.Namespace && p.pod.DeletionTimestamp == nil && !excluded[p.pod.UID] && sc.selector.Matches(labels.Set(p.pod.Labels)) {
 					n++
 				}
 			}

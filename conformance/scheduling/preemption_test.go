@@ -80,6 +80,24 @@ var _ = Describe("Scheduler preemption", func() {
 			Should(ContainElement(fmt.Sprintf("Preempted by pod %s on node %s", highPod.UID, f.names[0])))
 	})
 
+	It("evicts a lower-priority pod that the new pod's anti-affinity rejects", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		f := simulatedFleet(ctx, 1)
+		high := priorityClass(ctx, 1000, corev1.PreemptLowerPriority)
+		create(ctx, ns, f.pod("noisy", "", func(p *corev1.Pod) { p.Labels["tier"] = "noisy" }))
+		scheduled(ctx, ns, "noisy")
+		create(ctx, ns, f.pod("quiet", "", func(p *corev1.Pod) {
+			p.Spec.PriorityClassName = high
+			p.Spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "noisy"}}, TopologyKey: corev1.LabelHostname}}}}
+		}))
+		Expect(scheduled(ctx, ns, "quiet")).To(Equal(f.names[0]))
+		Eventually(func() bool {
+			_, err := client.CoreV1().Pods(ns).Get(ctx, "noisy", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}).WithContext(ctx).Should(BeTrue())
+	})
+
 	It("prefers victims whose eviction breaks no disruption budget", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		f := simulatedFleet(ctx, 2)
