@@ -1,6 +1,8 @@
 package aggregation
 
 import (
+	"bufio"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -19,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
@@ -256,6 +260,50 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			g.Expect(events.Items).To(ContainElement(And(HaveField("Reason", "SuccessfulRescale"),
 				HaveField("Message", "New size: 4; reason: cpu resource utilization (percentage of request) above target"))))
 		}).WithContext(ctx).Should(Succeed())
+	})
+
+	It("passes a watch through as it streams", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		_, err := client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		stream, err := client.Discovery().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/"+ns+"/pods").
+			Param("watch", "true").Stream(wctx)
+		Expect(err).NotTo(HaveOccurred())
+		defer stream.Close()
+		// The backend holds the stream open: the first event must arrive long before it ends.
+		line, err := bufio.NewReader(stream).ReadBytes('\n')
+		Expect(err).NotTo(HaveOccurred())
+		Expect(wctx.Err()).NotTo(HaveOccurred())
+		var event struct {
+			Type   string `json:"type"`
+			Object struct {
+				Kind     string            `json:"kind"`
+				Metadata metav1.ObjectMeta `json:"metadata"`
+			} `json:"object"`
+		}
+		Expect(json.Unmarshal(line, &event)).To(Succeed())
+		Expect(event.Type).To(Equal("ADDED"))
+		Expect(event.Object.Kind).To(Equal("PodMetrics"))
+		Expect(event.Object.Metadata.Name).To(Equal("web"))
+	})
+
+	It("authorizes the request before proxying it, as a request for the aggregated resource", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		_, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		tr, err := client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "viewer", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		cfg := rest.AnonymousClientConfig(testCluster.Config)
+		cfg.BearerToken = tr.Status.Token
+		viewer := kubernetes.NewForConfigOrDie(cfg)
+		path := "/apis/metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods"
+		err = viewer.Discovery().RESTClient().Get().AbsPath(path).Do(ctx).Error()
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(Equal(fmt.Sprintf(`pods.metrics.k8s.io is forbidden: User "system:serviceaccount:%s:viewer" cannot list resource "pods" in API group "metrics.k8s.io" in the namespace "%s"`, ns, ns)))
+		Expect(backend.Seen(path)).To(BeEmpty())
 	})
 
 	It("answers 404 again once the APIService is deleted", func(ctx SpecContext) {

@@ -109,6 +109,10 @@ func (b *metricsBackend) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		if r.URL.Query().Get("watch") == "true" {
+			b.watch(w, r, pods.Items)
+			return
+		}
 		list := &metricsv1beta1.PodMetricsList{}
 		list.Kind, list.APIVersion = "PodMetricsList", "metrics.k8s.io/v1beta1"
 		for _, p := range pods.Items {
@@ -144,6 +148,24 @@ func (b *metricsBackend) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, list)
 	default:
 		http.Error(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`, http.StatusNotFound)
+	}
+}
+
+// watch streams an ADDED event per pod, flushed at once, then holds the stream open until the
+// client goes (or a minute passes), as a watch does.
+func (b *metricsBackend) watch(w http.ResponseWriter, r *http.Request, pods []corev1.Pod) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	for i := range pods {
+		m := podMetrics(&pods[i])
+		m.Kind, m.APIVersion = "PodMetrics", "metrics.k8s.io/v1beta1"
+		body, _ := json.Marshal(map[string]any{"type": "ADDED", "object": m})
+		_, _ = w.Write(append(body, '\n'))
+	}
+	w.(http.Flusher).Flush()
+	select {
+	case <-r.Context().Done():
+	case <-time.After(time.Minute):
 	}
 }
 
