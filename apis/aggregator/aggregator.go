@@ -257,6 +257,12 @@ func (a *Aggregator) proxy(w http.ResponseWriter, r *http.Request, svc *apiregis
 			// The caller's credentials stay here; the backend trusts the front proxy's headers.
 			pr.Out.Header.Del("Authorization")
 			setUserHeaders(pr.Out.Header, u)
+			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+				if prior := pr.In.Header.Get("X-Forwarded-For"); prior != "" {
+					ip = prior + ", " + ip
+				}
+				pr.Out.Header.Set("X-Forwarded-For", ip)
+			}
 		},
 		Transport:     rt,
 		FlushInterval: -1, // watches and streams pass through as they come

@@ -170,6 +170,12 @@ func (s *Server) serveRoot(w http.ResponseWriter) {
 			paths = append(paths, "/apis/"+g.Group+"/"+v)
 		}
 	}
+	for _, g := range s.aggregator.Groups() {
+		paths = append(paths, "/apis/"+g.Name)
+		for _, v := range g.Versions {
+			paths = append(paths, "/apis/"+v.GroupVersion)
+		}
+	}
 	sort.Strings(paths)
 	body, _ := json.MarshalIndent(map[string][]string{"paths": paths}, "", "  ")
 	w.Header().Set("Content-Type", "application/json")
