@@ -21,6 +21,9 @@ const frontProxyClient = "front-proxy-client"
 // authenticate clients and the front proxy.
 const AuthenticationConfigMap = "extension-apiserver-authentication"
 
+// autoManagedLabel marks the APIServices the server registers itself.
+const autoManagedLabel = "kube-aggregator.kubernetes.io/automanaged"
+
 // apiServicePriority is upstream's discovery order of a built-in group/version.
 type apiServicePriority struct{ group, version int32 }
 
@@ -57,6 +60,23 @@ var apiServicePriorities = map[schema.GroupVersion]apiServicePriority{
 // (spec.service null; the status loop marks them Available, reason Local) and publishes the
 // client and front-proxy trust in kube-system/extension-apiserver-authentication.
 func (s *Server) bootstrapAggregation(ctx context.Context, c kubernetes.Interface) error {
+	served := map[string]bool{}
+	for _, g := range s.catalogue.Groups() {
+		for _, v := range g.Versions {
+			served[v+"."+g.Group] = true
+		}
+	}
+	// Local APIServices this server registered for group/versions it no longer serves go, as
+	// upstream's autoregister controller removes them.
+	for _, svc := range s.aggregator.APIServices() {
+		if svc.Spec.Service != nil || served[svc.Name] || svc.Labels[autoManagedLabel] == "" {
+			continue
+		}
+		err := c.CoreV1().RESTClient().Delete().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices", svc.Name).Do(ctx).Error()
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("apiservice %s: %w", svc.Name, err)
+		}
+	}
 	for _, g := range s.catalogue.Groups() {
 		for _, v := range g.Versions {
 			gv := schema.GroupVersion{Group: g.Group, Version: v}
@@ -67,7 +87,7 @@ func (s *Server) bootstrapAggregation(ctx context.Context, c kubernetes.Interfac
 			svc := &apiregistrationv1.APIService{
 				TypeMeta: metav1.TypeMeta{APIVersion: "apiregistration.k8s.io/v1", Kind: "APIService"},
 				ObjectMeta: metav1.ObjectMeta{Name: v + "." + g.Group,
-					Labels: map[string]string{"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+					Labels: map[string]string{autoManagedLabel: "onstart"}},
 				Spec: apiregistrationv1.APIServiceSpec{Group: g.Group, Version: v, GroupPriorityMinimum: p.group, VersionPriority: p.version},
 			}
 			body, _ := json.Marshal(svc)
