@@ -116,7 +116,7 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			g.Expect(c.Status).To(Equal(apiregistrationv1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal("Passed"))
 			g.Expect(c.Message).To(Equal("all checks passed"))
-		}).WithContext(ctx).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 
 		out := kubectl(ctx, "get", "apiservices")
 		Expect(out).To(MatchRegexp(`(?m)^NAME\s+SERVICE\s+AVAILABLE\s+AGE$`))
@@ -192,7 +192,7 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			res, err := client.Discovery().ServerResourcesForGroupVersion("metrics.k8s.io/v1beta1")
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(res.APIResources).To(ContainElement(HaveField("Name", "pods")))
-		}).WithContext(ctx).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		out := kubectl(ctx, "api-resources", "--api-group=metrics.k8s.io")
 		Expect(out).To(MatchRegexp(`(?m)^pods\s+metrics\.k8s\.io/v1beta1\s+true\s+PodMetrics$`))
 		Expect(out).To(MatchRegexp(`(?m)^nodes\s+metrics\.k8s\.io/v1beta1\s+false\s+NodeMetrics$`))
@@ -222,7 +222,7 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			d, err := client.AppsV1().Deployments(ns).Get(ctx, "busy", metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(d.Status.AvailableReplicas).To(BeEquivalentTo(1))
-		}).WithContext(ctx).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		// The metrics' one-second window must start after the pod became ready.
 		time.Sleep(1500 * time.Millisecond)
 
@@ -259,7 +259,7 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(events.Items).To(ContainElement(And(HaveField("Reason", "SuccessfulRescale"),
 				HaveField("Message", "New size: 4; reason: cpu resource utilization (percentage of request) above target"))))
-		}).WithContext(ctx).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 	})
 
 	It("passes a watch through as it streams", func(ctx SpecContext) {
@@ -316,7 +316,7 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			for _, gr := range groups.Groups {
 				g.Expect(gr.Name).NotTo(Equal("metrics.k8s.io"))
 			}
-		}).WithContext(ctx).Should(Succeed())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 	})
 })
 
@@ -342,7 +342,7 @@ var _ = Describe("An APIService whose backend is not there", func() {
 				g.Expect(c.Status).To(Equal(apiregistrationv1.ConditionFalse))
 				g.Expect(c.Reason).To(Equal(reason))
 				g.Expect(c.Message).To(Equal(message))
-			}).WithContext(ctx).Should(Succeed())
+			}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		}
 		expect("ServiceNotFound", fmt.Sprintf("service/gone in %q is not present", ns))
 
@@ -371,5 +371,50 @@ var _ = Describe("An APIService whose backend is not there", func() {
 		}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		expect("MissingEndpoints", fmt.Sprintf("endpointslices for service/gone in %q have no addresses with port name %q", ns, "https"))
+	})
+})
+
+var _ = Describe("An APIService with a caBundle", func() {
+	It("verifies the backend's serving certificate for the Service's DNS name", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		caPEM, cert, err := servingCert("secure." + ns + ".svc")
+		Expect(err).NotTo(HaveOccurred())
+		otherCA, _, err := servingCert("secure." + ns + ".svc")
+		Expect(err).NotTo(HaveOccurred())
+		b := startMetricsBackendWith(client, &cert)
+		DeferCleanup(b.Close)
+		serveBackend(ctx, ns, "secure", b.Port())
+		register := func(group string, ca []byte) string {
+			name := "v1." + group
+			createAPIService(ctx, &apiregistrationv1.APIService{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Spec: apiregistrationv1.APIServiceSpec{Service: &apiregistrationv1.ServiceReference{Namespace: ns, Name: "secure"},
+					Group: group, Version: "v1", CABundle: ca, GroupPriorityMinimum: 100, VersionPriority: 100},
+			})
+			return name
+		}
+		trusted := register("trusted.keelson.example.com", caPEM)
+		untrusted := register("untrusted.keelson.example.com", otherCA)
+		Eventually(func(g Gomega) {
+			s, err := getAPIService(ctx, trusted)
+			g.Expect(err).NotTo(HaveOccurred())
+			c := availableCondition(s)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(apiregistrationv1.ConditionTrue))
+			g.Expect(c.Reason).To(Equal("Passed"))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		Eventually(func(g Gomega) {
+			s, err := getAPIService(ctx, untrusted)
+			g.Expect(err).NotTo(HaveOccurred())
+			c := availableCondition(s)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(apiregistrationv1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal("FailedDiscoveryCheck"))
+			g.Expect(c.Message).To(MatchRegexp(`^failing or missing response from https://[^ ]+/apis/untrusted\.keelson\.example\.com/v1: ` +
+				`Get "https://[^ ]+/apis/untrusted\.keelson\.example\.com/v1": tls: failed to verify certificate: x509: certificate signed by unknown authority`))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		raw, err := client.Discovery().RESTClient().Get().AbsPath("/apis/trusted.keelson.example.com/v1").Do(ctx).Raw()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(raw)).To(ContainSubstring(`"groupVersion":"trusted.keelson.example.com/v1"`))
 	})
 })

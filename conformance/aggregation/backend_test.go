@@ -2,9 +2,17 @@ package aggregation
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,11 +53,50 @@ type metricsBackend struct {
 }
 
 func startMetricsBackend(client kubernetes.Interface) *metricsBackend {
+	return startMetricsBackendWith(client, nil)
+}
+
+// startMetricsBackendWith serves with cert, or httptest's self-signed certificate when nil.
+func startMetricsBackendWith(client kubernetes.Interface, cert *tls.Certificate) *metricsBackend {
 	b := &metricsBackend{client: client}
 	b.server = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+	// Refused handshakes are expected where the API server must not trust the backend.
+	b.server.Config.ErrorLog = log.New(io.Discard, "", 0)
 	b.server.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	if cert != nil {
+		b.server.TLS.Certificates = []tls.Certificate{*cert}
+	}
 	b.server.StartTLS()
 	return b
+}
+
+// servingCert makes a CA and a serving certificate it signs for dnsName, returning the CA's PEM.
+func servingCert(dnsName string) (caPEM []byte, cert tls.Certificate, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, cert, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		return nil, cert, err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, cert, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: dnsName}, DNSNames: []string{dnsName},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		return nil, cert, err
+	}
+	cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), cert, nil
 }
 
 func (b *metricsBackend) Close() { b.server.Close() }
@@ -91,8 +138,8 @@ func (b *metricsBackend) serve(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
-	case r.URL.Path == "/apis/metrics.k8s.io/v1beta1":
-		list := &metav1.APIResourceList{GroupVersion: "metrics.k8s.io/v1beta1", APIResources: []metav1.APIResource{
+	case len(parts) == 3 && parts[0] == "apis":
+		list := &metav1.APIResourceList{GroupVersion: parts[1] + "/" + parts[2], APIResources: []metav1.APIResource{
 			{Name: "nodes", SingularName: "", Namespaced: false, Kind: "NodeMetrics", Verbs: []string{"get", "list"}},
 			{Name: "pods", SingularName: "", Namespaced: true, Kind: "PodMetrics", Verbs: []string{"get", "list"}},
 		}}
