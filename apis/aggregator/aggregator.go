@@ -66,6 +66,7 @@ type transportEntry struct {
 
 type checkRecord struct {
 	resourceVersion string
+	fingerprint     string
 	at              time.Time
 	available       bool
 }

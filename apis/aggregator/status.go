@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,10 +43,11 @@ func (a *Aggregator) syncAll(ctx context.Context, client rest.Interface) {
 	seen := map[string]bool{}
 	for _, svc := range a.APIServices() {
 		seen[svc.Name] = true
+		fp := a.fingerprint(svc)
 		a.mu.Lock()
 		rec, ok := a.checked[svc.Name]
 		a.mu.Unlock()
-		due := !ok || rec.resourceVersion != svc.ResourceVersion ||
+		due := !ok || rec.resourceVersion != svc.ResourceVersion || rec.fingerprint != fp ||
 			(rec.available && now.Sub(rec.at) >= recheckAvailable) || (!rec.available && now.Sub(rec.at) >= recheckUnavailable)
 		if !due {
 			continue
@@ -64,7 +66,7 @@ func (a *Aggregator) syncAll(ctx context.Context, client rest.Interface) {
 			continue
 		}
 		a.mu.Lock()
-		a.checked[svc.Name] = checkRecord{resourceVersion: rv, at: now, available: cond.Status == apiregistrationv1.ConditionTrue}
+		a.checked[svc.Name] = checkRecord{resourceVersion: rv, fingerprint: fp, at: now, available: cond.Status == apiregistrationv1.ConditionTrue}
 		a.mu.Unlock()
 	}
 	a.mu.Lock()
@@ -79,6 +81,23 @@ func (a *Aggregator) syncAll(ctx context.Context, client rest.Interface) {
 		}
 	}
 	a.mu.Unlock()
+}
+
+// fingerprint names the versions of the Service and EndpointSlices behind svc, so that a change
+// to them is checked at once, as upstream's controller reacts to their events.
+func (a *Aggregator) fingerprint(svc *apiregistrationv1.APIService) string {
+	ref := svc.Spec.Service
+	if ref == nil {
+		return ""
+	}
+	var b strings.Builder
+	if s := a.service(ref.Namespace, ref.Name); s != nil {
+		b.WriteString(s.ResourceVersion)
+	}
+	for _, es := range a.endpointSlices(ref.Namespace, ref.Name) {
+		b.WriteString("/" + es.Name + "@" + es.ResourceVersion)
+	}
+	return b.String()
 }
 
 // check computes the Available condition of svc, with upstream's reasons and messages, and the

@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -371,6 +372,15 @@ var _ = Describe("An APIService whose backend is not there", func() {
 		}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		expect("MissingEndpoints", fmt.Sprintf("endpointslices for service/gone in %q have no addresses with port name %q", ns, "https"))
+
+		// A ready endpoint where nothing listens fails the discovery check.
+		_, err = client.DiscoveryV1().EndpointSlices(ns).Patch(ctx, "gone", types.MergePatchType,
+			[]byte(`{"endpoints":[{"addresses":["127.0.0.1"],"conditions":{"ready":true}}]}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		url := "https://127.0.0.1:1/apis/missing.keelson.example.com/v1alpha1"
+		expect("FailedDiscoveryCheck", fmt.Sprintf(`failing or missing response from %s: Get %q: dial tcp 127.0.0.1:1: connect: connection refused`, url, url))
+		err = client.Discovery().RESTClient().Get().AbsPath("/apis/missing.keelson.example.com/v1alpha1/things").Do(ctx).Error()
+		Expect(apierrors.IsServiceUnavailable(err)).To(BeTrue(), "%v", err)
 	})
 })
 
