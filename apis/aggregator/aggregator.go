@@ -53,15 +53,22 @@ type Aggregator struct {
 	proxyCert tls.Certificate
 	log       *slog.Logger
 
-	mu         sync.Mutex                         // guards transports, discovered, checked
-	transports map[string]*transportEntry         // by APIService name
-	discovered map[string]*metav1.APIResourceList // by APIService name, from the last passed check
+	mu         sync.Mutex                    // guards transports, discovered, checked
+	transports map[string]*transportEntry    // by APIService name
+	discovered map[string]*discoveredVersion // by APIService name
 	checked    map[string]checkRecord
 }
 
 type transportEntry struct {
 	key string // what the transport was built from
 	rt  *http.Transport
+}
+
+// discoveredVersion is what a backend last served for its group/version; stale when the last
+// check failed, as upstream keeps the last resources and marks them stale.
+type discoveredVersion struct {
+	resources []apidiscoveryv2.APIResourceDiscovery
+	fresh     bool
 }
 
 type checkRecord struct {
@@ -74,7 +81,7 @@ type checkRecord struct {
 // New returns an aggregator reading from cache and authenticating to backends with proxyCert.
 func New(cache Cache, proxyCert tls.Certificate, log *slog.Logger) *Aggregator {
 	return &Aggregator{cache: cache, proxyCert: proxyCert, log: log,
-		transports: map[string]*transportEntry{}, discovered: map[string]*metav1.APIResourceList{}, checked: map[string]checkRecord{}}
+		transports: map[string]*transportEntry{}, discovered: map[string]*discoveredVersion{}, checked: map[string]checkRecord{}}
 }
 
 // APIServices returns the cached APIServices, sorted by name.
@@ -208,8 +215,8 @@ func versionRank(v string) int {
 	return n*10000 + stage*1000 + minor
 }
 
-// Discovered returns the resource list the backend of the APIService name last served.
-func (a *Aggregator) Discovered(name string) *metav1.APIResourceList {
+// discoveredFor returns what the backend of the APIService name last served, or nil.
+func (a *Aggregator) discoveredFor(name string) *discoveredVersion {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.discovered[name]
@@ -460,9 +467,11 @@ func (a *Aggregator) DiscoveryGroups() []apidiscoveryv2.APIGroupDiscovery {
 		d := apidiscoveryv2.APIGroupDiscovery{ObjectMeta: metav1.ObjectMeta{Name: g.Name}}
 		for _, v := range g.Versions {
 			vd := apidiscoveryv2.APIVersionDiscovery{Version: v.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessStale}
-			if list := a.Discovered(v.Version + "." + g.Name); list != nil {
-				vd.Freshness = apidiscoveryv2.DiscoveryFreshnessCurrent
-				vd.Resources = toDiscovery(list)
+			if d := a.discoveredFor(v.Version + "." + g.Name); d != nil {
+				vd.Resources = d.resources
+				if d.fresh {
+					vd.Freshness = apidiscoveryv2.DiscoveryFreshnessCurrent
+				}
 			}
 			d.Versions = append(d.Versions, vd)
 		}
@@ -501,4 +510,53 @@ func toDiscovery(list *metav1.APIResourceList) []apidiscoveryv2.APIResourceDisco
 			Subresource: sub, ResponseKind: &metav1.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}, Verbs: r.Verbs})
 	}
 	return out
+}
+
+// aggregatedAccept asks for aggregated discovery first, as upstream's aggregator asks backends.
+const aggregatedAccept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+
+// discoverAggregated asks the backend of svc for its aggregated discovery document and returns
+// its entry for svc's group/version; nil when the backend does not serve that form or lacks it,
+// and the caller falls back to the resource list, as upstream does.
+func (a *Aggregator) discoverAggregated(ctx context.Context, svc *apiregistrationv1.APIService) *apidiscoveryv2.APIVersionDiscovery {
+	host, err := a.resolve(svc.Spec.Service)
+	if err != nil {
+		return nil
+	}
+	rt, err := a.transport(svc)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, (&url.URL{Scheme: "https", Host: host, Path: "/apis"}).String(), nil)
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Accept", aggregatedAccept)
+	setUserHeaders(req.Header, &authn.User{Name: "system:kube-aggregator", Groups: []string{authn.GroupMasters}})
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), "g=apidiscovery.k8s.io") ||
+		!strings.Contains(resp.Header.Get("Content-Type"), "v=v2") {
+		return nil
+	}
+	var doc apidiscoveryv2.APIGroupDiscoveryList
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&doc); err != nil {
+		return nil
+	}
+	for _, g := range doc.Items {
+		if g.Name != svc.Spec.Group {
+			continue
+		}
+		for _, v := range g.Versions {
+			if v.Version == svc.Spec.Version {
+				return &v
+			}
+		}
+	}
+	return nil
 }

@@ -53,11 +53,23 @@ func (a *Aggregator) syncAll(ctx context.Context, client rest.Interface) {
 			continue
 		}
 		cond, list := a.check(ctx, svc)
-		a.mu.Lock()
+		var fresh *discoveredVersion
 		if list != nil {
-			a.discovered[svc.Name] = list
-		} else if cond.Status != apiregistrationv1.ConditionTrue {
-			delete(a.discovered, svc.Name)
+			fresh = &discoveredVersion{fresh: true}
+			if v := a.discoverAggregated(ctx, svc); v != nil {
+				fresh.resources = v.Resources
+			} else {
+				fresh.resources = toDiscovery(list)
+			}
+		}
+		a.mu.Lock()
+		switch {
+		case fresh != nil:
+			a.discovered[svc.Name] = fresh
+		case a.discovered[svc.Name] != nil && cond.Status != apiregistrationv1.ConditionTrue:
+			stale := *a.discovered[svc.Name]
+			stale.fresh = false
+			a.discovered[svc.Name] = &stale
 		}
 		a.mu.Unlock()
 		rv, err := a.writeCondition(ctx, client, svc, cond)

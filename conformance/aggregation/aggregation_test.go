@@ -13,6 +13,7 @@ import (
 	"github.com/keelson/keelson/simulator"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -193,6 +194,26 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 			res, err := client.Discovery().ServerResourcesForGroupVersion("metrics.k8s.io/v1beta1")
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(res.APIResources).To(ContainElement(HaveField("Name", "pods")))
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+		// Aggregated discovery carries the backend's own aggregated document.
+		Eventually(func(g Gomega) {
+			raw, err := client.Discovery().RESTClient().Get().AbsPath("/apis").
+				SetHeader("Accept", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList").Do(ctx).Raw()
+			g.Expect(err).NotTo(HaveOccurred())
+			var doc apidiscoveryv2.APIGroupDiscoveryList
+			g.Expect(json.Unmarshal(raw, &doc)).To(Succeed())
+			var metrics *apidiscoveryv2.APIGroupDiscovery
+			for i := range doc.Items {
+				if doc.Items[i].Name == "metrics.k8s.io" {
+					metrics = &doc.Items[i]
+				}
+			}
+			g.Expect(metrics).NotTo(BeNil())
+			g.Expect(metrics.Versions).To(HaveLen(1))
+			g.Expect(metrics.Versions[0].Version).To(Equal("v1beta1"))
+			g.Expect(metrics.Versions[0].Freshness).To(Equal(apidiscoveryv2.DiscoveryFreshnessCurrent))
+			g.Expect(metrics.Versions[0].Resources).To(ContainElement(And(HaveField("Resource", "pods"), HaveField("SingularResource", "pod"),
+				HaveField("Scope", apidiscoveryv2.ScopeNamespace))))
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		out := kubectl(ctx, "api-resources", "--api-group=metrics.k8s.io")
 		Expect(out).To(MatchRegexp(`(?m)^pods\s+metrics\.k8s\.io/v1beta1\s+true\s+PodMetrics$`))

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -138,6 +139,22 @@ func (b *metricsBackend) serve(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
+	case r.URL.Path == "/apis" && strings.Contains(r.Header.Get("Accept"), "g=apidiscovery.k8s.io"):
+		// Aggregated discovery, which names the singular resources the legacy list leaves out.
+		doc := &apidiscoveryv2.APIGroupDiscoveryList{Items: []apidiscoveryv2.APIGroupDiscovery{{
+			ObjectMeta: metav1.ObjectMeta{Name: "metrics.k8s.io"},
+			Versions: []apidiscoveryv2.APIVersionDiscovery{{Version: "v1beta1", Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent,
+				Resources: []apidiscoveryv2.APIResourceDiscovery{
+					{Resource: "nodes", SingularResource: "node", Scope: apidiscoveryv2.ScopeCluster,
+						ResponseKind: &metav1.GroupVersionKind{Kind: "NodeMetrics"}, Verbs: []string{"get", "list"}},
+					{Resource: "pods", SingularResource: "pod", Scope: apidiscoveryv2.ScopeNamespace,
+						ResponseKind: &metav1.GroupVersionKind{Kind: "PodMetrics"}, Verbs: []string{"get", "list"}},
+				}}},
+		}}}
+		doc.Kind, doc.APIVersion = "APIGroupDiscoveryList", "apidiscovery.k8s.io/v2"
+		body, _ := json.Marshal(doc)
+		w.Header().Set("Content-Type", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+		_, _ = w.Write(body)
 	case len(parts) == 3 && parts[0] == "apis":
 		list := &metav1.APIResourceList{GroupVersion: parts[1] + "/" + parts[2], APIResources: []metav1.APIResource{
 			{Name: "nodes", SingularName: "", Namespaced: false, Kind: "NodeMetrics", Verbs: []string{"get", "list"}},
