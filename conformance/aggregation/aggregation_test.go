@@ -367,6 +367,7 @@ var _ = Describe("An APIService whose backend is not there", func() {
 			}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 		}
 		expect("ServiceNotFound", fmt.Sprintf("service/gone in %q is not present", ns))
+		Expect(kubectl(ctx, "get", "apiservice", name)).To(MatchRegexp(`(?m)^v1alpha1\.missing\.keelson\.example\.com\s+%s/gone\s+False \(ServiceNotFound\)\s+\S+$`, ns))
 
 		// Upstream's proxy answers in plain text, which client-go reports as ServiceUnavailable.
 		err := client.Discovery().RESTClient().Get().AbsPath("/apis/missing.keelson.example.com/v1alpha1/things").Do(ctx).Error()
