@@ -328,6 +328,19 @@ var _ = Describe("A metrics API served by an extension API server", Ordered, fun
 		Expect(backend.Seen(path)).To(BeEmpty())
 	})
 
+	It("serves the group again after the API server restarts", func(ctx SpecContext) {
+		if !testCluster.Keelson {
+			Skip("only a Keelson server the suite started can be restarted")
+		}
+		Expect(testCluster.Restart(false)).To(Succeed())
+		client = testCluster.Clientset()
+		mc := metricsclient.NewForConfigOrDie(testCluster.Config)
+		Eventually(func(g Gomega) {
+			_, err := mc.MetricsV1beta1().NodeMetricses().List(ctx, metav1.ListOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
+	})
+
 	It("answers 404 again once the APIService is deleted", func(ctx SpecContext) {
 		deleteAPIService(ctx, metricsAPIService)
 		Eventually(func(g Gomega) {
