@@ -38,6 +38,8 @@ import (
 // Cache is what the aggregator reads objects from: the API server's own caches.
 type Cache interface {
 	Cached(gr schema.GroupResource) []runtime.Object
+	CachedIn(gr schema.GroupResource, namespace string) []runtime.Object
+	CachedObject(gr schema.GroupResource, namespace, name string) runtime.Object
 }
 
 var (
@@ -96,14 +98,14 @@ func (a *Aggregator) APIServices() []*apiregistrationv1.APIService {
 	return out
 }
 
-// remote returns the APIService of group/version when it is served by a Service.
+// remote returns the APIService of group/version when it is served by a Service. An APIService
+// is named <version>.<group>, so this is one cache lookup.
 func (a *Aggregator) remote(group, version string) *apiregistrationv1.APIService {
-	for _, s := range a.APIServices() {
-		if s.Spec.Group == group && s.Spec.Version == version && s.Spec.Service != nil {
-			return s
-		}
+	s, _ := a.cache.CachedObject(apiServicesGR, "", version+"."+group).(*apiregistrationv1.APIService)
+	if s == nil || s.Spec.Service == nil || s.Spec.Group != group || s.Spec.Version != version {
+		return nil
 	}
-	return nil
+	return s
 }
 
 // Serves reports whether group/version is proxied to a backend.
@@ -357,17 +359,13 @@ func servicePort(ref *apiregistrationv1.ServiceReference) int32 {
 }
 
 func (a *Aggregator) service(namespace, name string) *corev1.Service {
-	for _, o := range a.cache.Cached(servicesGR) {
-		if s, ok := o.(*corev1.Service); ok && s.Namespace == namespace && s.Name == name {
-			return s
-		}
-	}
-	return nil
+	s, _ := a.cache.CachedObject(servicesGR, namespace, name).(*corev1.Service)
+	return s
 }
 
 func (a *Aggregator) endpointSlices(namespace, service string) []*discoveryv1.EndpointSlice {
 	var out []*discoveryv1.EndpointSlice
-	for _, o := range a.cache.Cached(endpointSlicesGR) {
+	for _, o := range a.cache.CachedIn(endpointSlicesGR, namespace) {
 		if es, ok := o.(*discoveryv1.EndpointSlice); ok && es.Namespace == namespace && es.Labels[discoveryv1.LabelServiceName] == service {
 			out = append(out, es)
 		}
