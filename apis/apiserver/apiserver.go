@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/apis/admission/priority"
+	"github.com/keelson/keelson/apis/aggregator"
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/catalogue"
 	"github.com/keelson/keelson/apis/discovery"
@@ -31,6 +32,8 @@ import (
 	"github.com/keelson/keelson/apis/strategy"
 	"github.com/keelson/keelson/pki"
 	"github.com/keelson/keelson/registry/etcd"
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 )
@@ -63,13 +66,17 @@ type Server struct {
 	backend   *etcd.Backend
 	api       *rest.API
 	discovery *discovery.Server
-	authn     *authn.Authenticator
-	bundle    *pki.Bundle
-	alloc     *services.Allocators
-	catalogue *catalogue.Catalogue
-	openapi   http.Handler
-	metrics   *metrics.Metrics
-	ready     readiness
+	// aggregator proxies the group/versions of APIServices that name a Service.
+	aggregator *aggregator.Aggregator
+	// frontProxy is the CA of the front-proxy client certificate the aggregator presents.
+	frontProxy *pki.Bundle
+	authn      *authn.Authenticator
+	bundle     *pki.Bundle
+	alloc      *services.Allocators
+	catalogue  *catalogue.Catalogue
+	openapi    http.Handler
+	metrics    *metrics.Metrics
+	ready      readiness
 
 	// KubeconfigPath is the admin kubeconfig written at start.
 	KubeconfigPath string
@@ -154,6 +161,19 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
+	// The front-proxy CA is separate from the cluster CA, as upstream's --requestheader-client-ca-file.
+	s.frontProxy, err = pki.Load(filepath.Join(opts.DataDir, "pki", "front-proxy"))
+	if err != nil {
+		return err
+	}
+	proxyCertPath, proxyKeyPath, err := s.frontProxy.ClientPair(frontProxyClient, frontProxyClient, nil)
+	if err != nil {
+		return err
+	}
+	proxyCert, err := tls.LoadX509KeyPair(proxyCertPath, proxyKeyPath)
+	if err != nil {
+		return err
+	}
 	if len(opts.EtcdServers) > 0 {
 		s.backend, err = etcd.Connect(ctx, opts.EtcdServers)
 	} else {
@@ -195,6 +215,10 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	s.api.SetHooks(schema.GroupResource{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}, rest.Hooks{BeforeCreate: strategy.CSRRequester})
 	s.alloc = alloc
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))
+	s.aggregator = aggregator.New(s.api, proxyCert, opts.Log)
+	s.discovery.Extra = func() ([]metav1.APIGroup, []apidiscoveryv2.APIGroupDiscovery) {
+		return s.aggregator.Groups(), s.aggregator.DiscoveryGroups()
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -245,6 +269,11 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	}
 	s.ready.set("bootstrap-controller", true)
 	wg.Go(func() { s.keepKubernetesService(ctx) })
+	statusClient, err := s.loopbackClient()
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { s.aggregator.RunStatus(ctx, statusClient.CoreV1().RESTClient()) })
 	opts.Log.Info("API server ready", "url", s.URL, "took", time.Since(begin).Round(time.Millisecond))
 	if started != nil {
 		started <- s

@@ -109,6 +109,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return fmt.Errorf("priority class %s: %w", name, err)
 		}
 	}
+	if err := s.bootstrapAggregation(ctx, c); err != nil {
+		return err
+	}
 	return s.reconcileKubernetesService(ctx, c)
 }
 

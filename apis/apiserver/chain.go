@@ -90,7 +90,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			return
 		}
 		attrs := authz.Attributes{User: u, Path: r.URL.Path, Verb: authz.Verb(r)}
-		if info, ok := request.From(r); ok && s.catalogue.Lookup(info.GroupVersionResource) != nil {
+		if info, ok := request.From(r); ok && (s.catalogue.Lookup(info.GroupVersionResource) != nil || s.aggregator.Serves(info.Group, info.Version)) {
 			attrs.Resource = &info
 		}
 		if d := authz.Authorize(attrs); !d.Allowed {
@@ -127,6 +127,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		strings.HasPrefix(path, "/healthz/") || strings.HasPrefix(path, "/livez/") || strings.HasPrefix(path, "/readyz/"):
 		s.serveHealth(w, r)
 	case path == "/api" || path == "/apis" || strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/apis/"):
+		if strings.HasPrefix(path, "/apis/") && s.aggregator.ServeHTTP(w, r) {
+			return
+		}
 		if s.discovery.ServeHTTP(w, r) {
 			return
 		}
@@ -165,6 +168,12 @@ func (s *Server) serveRoot(w http.ResponseWriter) {
 		paths = append(paths, "/apis/"+g.Group)
 		for _, v := range g.Versions {
 			paths = append(paths, "/apis/"+g.Group+"/"+v)
+		}
+	}
+	for _, g := range s.aggregator.Groups() {
+		paths = append(paths, "/apis/"+g.Name)
+		for _, v := range g.Versions {
+			paths = append(paths, "/apis/"+v.GroupVersion)
 		}
 	}
 	sort.Strings(paths)

@@ -36,6 +36,10 @@ type Server struct {
 	groupByKey map[string]*metav1.APIGroup
 	resources  map[schema.GroupVersion]*metav1.APIResourceList
 	aggregated map[bool]*apidiscoveryv2.APIGroupDiscoveryList // by legacy (/api) or not (/apis)
+
+	// Extra, when set, returns the groups served by other servers (API aggregation), listed in
+	// /apis after the built-in ones, in both forms.
+	Extra func() ([]metav1.APIGroup, []apidiscoveryv2.APIGroupDiscovery)
 }
 
 // New builds the documents of c. serverAddress is reported to clients in /api.
@@ -176,7 +180,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) (ok bool) {
 		if s.serveAggregated(w, r, false) {
 			return true
 		}
-		s.write(w, r, s.groups)
+		groups := s.groups
+		if s.Extra != nil {
+			if extra, _ := s.Extra(); len(extra) > 0 {
+				groups = groups.DeepCopy()
+				groups.Groups = append(groups.Groups, extra...)
+			}
+		}
+		s.write(w, r, groups)
 	case len(parts) == 2 && parts[0] == "apis":
 		g, found := s.groupByKey[parts[1]]
 		if !found {
@@ -209,7 +220,14 @@ func (s *Server) serveAggregated(w http.ResponseWriter, r *http.Request, legacy 
 			if !ok {
 				continue
 			}
-			s.encode(w, r, info, mt+";g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", s.aggregated[legacy])
+			doc := s.aggregated[legacy]
+			if !legacy && s.Extra != nil {
+				if _, extra := s.Extra(); len(extra) > 0 {
+					doc = doc.DeepCopy()
+					doc.Items = append(doc.Items, extra...)
+				}
+			}
+			s.encode(w, r, info, mt+";g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList", doc)
 			return true
 		}
 		if mt == "application/json" || mt == "*/*" || mt == "application/vnd.kubernetes.protobuf" {

@@ -257,3 +257,28 @@ func (a *API) Cached(gr schema.GroupResource) []runtime.Object {
 	objs, _ := s.cache.List(s.store.KeyPrefix())
 	return objs
 }
+
+// CachedObject returns the cached object namespace/name of a stored resource (namespace empty
+// for cluster-scoped ones), or nil. It is shared: never modify it.
+func (a *API) CachedObject(gr schema.GroupResource, namespace, name string) runtime.Object {
+	s := a.storageFor(gr)
+	if s == nil {
+		return nil
+	}
+	o, ok, _ := s.cache.Get(s.store.Key(namespace, name))
+	if !ok {
+		return nil
+	}
+	return o
+}
+
+// CachedIn returns the cached objects of a stored namespaced resource in one namespace. They are
+// shared: never modify them.
+func (a *API) CachedIn(gr schema.GroupResource, namespace string) []runtime.Object {
+	s := a.storageFor(gr)
+	if s == nil {
+		return nil
+	}
+	objs, _ := s.cache.List(s.store.NamespacePrefix(namespace))
+	return objs
+}
