@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 )
@@ -74,7 +75,7 @@ type queue struct {
 	all           map[types.UID]*queuedPod
 	// inFlight are popped pods being scheduled; a change to them while in flight means the
 	// attempt's verdict may be stale, so a failure sends them back at once.
-	inFlight map[types.UID]bool
+	inFlight map[types.UID]*corev1.Pod
 	changed  map[types.UID]bool
 	// moveRequest counts cluster changes, so that a pod whose attempt overlapped one is not
 	// parked on a verdict the change may have undone.
@@ -84,7 +85,7 @@ type queue struct {
 
 func newQueue() *queue {
 	q := &queue{backingOff: map[types.UID]*queuedPod{}, unschedulable: map[types.UID]*queuedPod{},
-		all: map[types.UID]*queuedPod{}, inFlight: map[types.UID]bool{}, changed: map[types.UID]bool{}}
+		all: map[types.UID]*queuedPod{}, inFlight: map[types.UID]*corev1.Pod{}, changed: map[types.UID]bool{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -94,20 +95,21 @@ func newQueue() *queue {
 func (q *queue) add(pod *corev1.Pod) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.inFlight[pod.UID] {
+	if popped, ok := q.inFlight[pod.UID]; ok && schedulingChanged(popped, pod) {
 		q.changed[pod.UID] = true
 	}
 	if qp, ok := q.all[pod.UID]; ok {
+		old := qp.pod
 		qp.pod = pod
 		if qp.index >= 0 {
 			heap.Fix(&q.active, qp.index)
-		} else if _, parked := q.unschedulable[pod.UID]; parked {
+		} else if _, parked := q.unschedulable[pod.UID]; parked && schedulingChanged(old, pod) {
 			delete(q.unschedulable, pod.UID)
 			q.toBackoffOrActive(qp, time.Now())
 		}
 		return
 	}
-	if q.inFlight[pod.UID] {
+	if _, ok := q.inFlight[pod.UID]; ok {
 		return
 	}
 	qp := &queuedPod{pod: pod, added: time.Now(), index: -1}
@@ -146,7 +148,7 @@ func (q *queue) pop() (*queuedPod, uint64) {
 	qp := heap.Pop(&q.active).(*queuedPod)
 	delete(q.all, qp.pod.UID)
 	qp.attempts++
-	q.inFlight[qp.pod.UID] = true
+	q.inFlight[qp.pod.UID] = qp.pod
 	return qp, q.moveRequest
 }
 
@@ -232,4 +234,17 @@ func (q *queue) close() {
 	defer q.mu.Unlock()
 	q.closed = true
 	q.cond.Broadcast()
+}
+
+// schedulingChanged tells whether an update to a waiting pod can change where it fits: anything
+// but its status and bookkeeping (as upstream's queue judges, so that the scheduler's own status
+// writes do not send a parked pod round again).
+func schedulingChanged(old, pod *corev1.Pod) bool {
+	strip := func(p *corev1.Pod) *corev1.Pod {
+		c := p.DeepCopy()
+		c.ResourceVersion, c.Generation, c.ManagedFields, c.Finalizers = "", 0, nil, nil
+		c.Status = corev1.PodStatus{}
+		return c
+	}
+	return !apiequality.Semantic.DeepEqual(strip(old), strip(pod))
 }

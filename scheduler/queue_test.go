@@ -92,3 +92,26 @@ func TestFitErrorMessage(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// The scheduler's own status writes do not send a parked pod round again; a change to the pod
+// that may make it fit does.
+func TestParkedPodMovesOnlyOnSchedulingChanges(t *testing.T) {
+	q := newQueue()
+	q.add(queuedTestPod("p", 0))
+	qp, cycle := q.pop()
+	q.requeue(qp, true, cycle)
+
+	status := qp.pod.DeepCopy()
+	status.ResourceVersion = "2"
+	status.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse}}
+	q.add(status)
+	if len(q.unschedulable) != 1 {
+		t.Fatal("a status write moved the parked pod")
+	}
+	relabelled := status.DeepCopy()
+	relabelled.Labels = map[string]string{"a": "b"}
+	q.add(relabelled)
+	if len(q.unschedulable) != 0 {
+		t.Fatal("a change to the pod left it parked")
+	}
+}
