@@ -160,12 +160,20 @@ func (s *Scheduler) interPodStateFor(pod *corev1.Pod, placed []*placedPod) *inte
 	return st
 }
 
+// filter checks, in upstream's order, the pod's required affinity, its required anti-affinity,
+// then the placed pods' anti-affinity towards it.
 func (st *interPodState) filter(node *corev1.Node) verdict {
-	for pair, n := range st.existingAnti {
-		if n > 0 && node.Labels[pair.key] == pair.value {
-			if _, ok := node.Labels[pair.key]; ok {
-				return resolvable(reasonExistingAntiAffinty)
+	for _, t := range st.terms.affinity {
+		v, ok := node.Labels[t.key]
+		if !ok {
+			return unresolvable(reasonAffinity)
+		}
+		if st.affinity[topologyPair{t.key, v}] == 0 {
+			// No pod matches anywhere: the pod may start its group if it matches itself.
+			if len(st.affinity) == 0 && st.selfMatch {
+				continue
 			}
+			return unresolvable(reasonAffinity)
 		}
 	}
 	for _, t := range st.terms.antiAffinity {
@@ -173,19 +181,9 @@ func (st *interPodState) filter(node *corev1.Node) verdict {
 			return resolvable(reasonAntiAffinity)
 		}
 	}
-	if len(st.terms.affinity) > 0 {
-		for _, t := range st.terms.affinity {
-			v, ok := node.Labels[t.key]
-			if !ok {
-				return unresolvable(reasonAffinity)
-			}
-			if st.affinity[topologyPair{t.key, v}] == 0 {
-				// No pod matches anywhere: the pod may start its group if it matches itself.
-				if len(st.affinity) == 0 && st.selfMatch {
-					continue
-				}
-				return unresolvable(reasonAffinity)
-			}
+	for pair, n := range st.existingAnti {
+		if v, ok := node.Labels[pair.key]; ok && n > 0 && v == pair.value {
+			return resolvable(reasonExistingAntiAffinty)
 		}
 	}
 	return fits()

@@ -111,11 +111,12 @@ var _ = Describe("Scheduler filters", func() {
 		create(ctx, ns, db1)
 		create(ctx, ns, db2)
 		Expect(scheduled(ctx, ns, "db1")).NotTo(Equal(scheduled(ctx, ns, "db2")))
-		// The placed pods' rules are checked first: they keep a third db pod out, and any pod
-		// they select, whatever its own rules.
+		// A third db pod is kept out by its own rule first (upstream checks the pod's
+		// anti-affinity before the placed pods'); a pod the placed pods' rules select is kept
+		// out by theirs.
 		create(ctx, ns, f.pod("db3", "", apart))
 		msg := unschedulable(ctx, ns, "db3")
-		Expect(fitMessage(msg, "2 node(s) didn't satisfy existing pods anti-affinity rules")).To(BeTrue(), msg)
+		Expect(fitMessage(msg, "2 node(s) didn't match pod anti-affinity rules")).To(BeTrue(), msg)
 		create(ctx, ns, f.pod("intruder", "", func(p *corev1.Pod) { p.Labels["tier"] = "db" }))
 		msg = unschedulable(ctx, ns, "intruder")
 		Expect(fitMessage(msg, "2 node(s) didn't satisfy existing pods anti-affinity rules")).To(BeTrue(), msg)

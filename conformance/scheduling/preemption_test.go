@@ -52,6 +52,20 @@ var _ = Describe("Scheduler preemption", func() {
 		w, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=low", ResourceVersion: low.ResourceVersion})
 		Expect(err).NotTo(HaveOccurred())
 		defer w.Stop()
+		// The preemptor is nominated to the node while it waits; binding clears the nomination.
+		hw, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=high", ResourceVersion: low.ResourceVersion})
+		Expect(err).NotTo(HaveOccurred())
+		defer hw.Stop()
+		nominated := make(chan string, 1)
+		go func() {
+			defer GinkgoRecover()
+			for ev := range hw.ResultChan() {
+				if p, ok := ev.Object.(*corev1.Pod); ok && p.Status.NominatedNodeName != "" {
+					nominated <- p.Status.NominatedNodeName
+					return
+				}
+			}
+		}()
 
 		create(ctx, ns, f.pod("high", "3", func(p *corev1.Pod) { p.Spec.PriorityClassName = high }))
 		Expect(scheduled(ctx, ns, "high")).To(Equal(f.names[0]))
@@ -75,7 +89,8 @@ var _ = Describe("Scheduler preemption", func() {
 		highPod, err := client.CoreV1().Pods(ns).Get(ctx, "high", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(*highPod.Spec.Priority).To(BeEquivalentTo(1000))
-		Expect(highPod.Status.NominatedNodeName).To(Equal(f.names[0]))
+		Expect(highPod.Status.NominatedNodeName).To(BeEmpty())
+		Eventually(nominated).WithContext(ctx).Should(Receive(Equal(f.names[0])))
 		Eventually(func() []string { return events(ctx, ns, "low", "Preempted") }).WithContext(ctx).
 			Should(ContainElement(fmt.Sprintf("Preempted by pod %s on node %s", highPod.UID, f.names[0])))
 	})

@@ -95,6 +95,9 @@ func newFleet(ctx context.Context, n int, edit func(i int, node *corev1.Node)) *
 			_ = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
 		}
 	})
+	// A scheduler sees new nodes through its informer, a moment after they are created; specs
+	// that compare nodes must not start before it has them all.
+	time.Sleep(time.Second)
 	return f
 }
 
