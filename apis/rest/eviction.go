@@ -75,9 +75,15 @@ func (h *handler) serveEviction(w http.ResponseWriter, r *http.Request, out outp
 		return
 	}
 	st.SetGroupVersionKind(statusGVK)
-	// Upstream's create handler answers 201 whatever Status the eviction returns, even the
-	// failure of a pod under several budgets (whose code, 500, is only in the body).
-	h.writeObject(w, out, http.StatusCreated, st)
+	// As upstream's create handler: a Status result is answered with its own code (500 for a pod
+	// under several budgets), 201 when it has none.
+	code := http.StatusCreated
+	if st.Code != 0 {
+		code = int(st.Code)
+	} else {
+		st.Code = int32(code)
+	}
+	h.writeObject(w, out, code, st)
 }
 
 // decodeEviction reads a policy/v1 or policy/v1beta1 Eviction, as upstream accepts both.

@@ -141,7 +141,7 @@ var _ = Describe("Service endpoints", func() {
 			a := ss.Addresses[0]
 			g.Expect(a.NodeName).To(Equal(ptr.To(node)))
 			g.Expect(a.TargetRef).To(Equal(&corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "web-ready", UID: ready.UID}))
-			g.Expect(ep.Labels).To(Equal(map[string]string{"tier": "front"}))
+			g.Expect(ep.Labels).To(Equal(map[string]string{"tier": "front", "endpoints.kubernetes.io/managed-by": "endpoint-controller"}))
 			g.Expect(ep.Annotations).To(HaveKey(corev1.EndpointsLastChangeTriggerTime))
 		}).Should(Succeed())
 

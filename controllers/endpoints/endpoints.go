@@ -56,6 +56,12 @@ type controller struct {
 	replaced map[string]string
 }
 
+// managedByLabel marks the Endpoints this controller writes, as upstream's (v1.33+) does.
+const (
+	managedByLabel = "endpoints.kubernetes.io/managed-by"
+	managedByValue = "endpoint-controller"
+)
+
 // New returns the Endpoints controller.
 func New(c *manager.Context) (manager.Controller, error) {
 	svcs := c.Informers.Core().V1().Services()
@@ -142,26 +148,26 @@ func (c *controller) sync(ctx context.Context, key string) (time.Duration, error
 	case c.isReplaced(key, cur.ResourceVersion):
 		return 0, fmt.Errorf("endpoints informer cache is out of date, resource version %s already processed for endpoints %s", cur.ResourceVersion, key)
 	}
-	curLabels := cur.Labels
-	if _, ok := curLabels[corev1.IsHeadlessService]; ok {
-		curLabels = without(curLabels, corev1.IsHeadlessService)
+	// The Endpoints carry the Service's labels, upstream's managed-by label, and the headless
+	// label for a headless Service.
+	wantLabels := map[string]string{}
+	for k, v := range svc.Labels {
+		wantLabels[k] = v
 	}
-	if !create && apiequality.Semantic.DeepEqual(cur.Subsets, subsets) && apiequality.Semantic.DeepEqual(curLabels, svc.Labels) &&
+	wantLabels[managedByLabel] = managedByValue
+	if podendpoints.Headless(svc) {
+		wantLabels[corev1.IsHeadlessService] = ""
+	} else {
+		delete(wantLabels, corev1.IsHeadlessService)
+	}
+	if !create && apiequality.Semantic.DeepEqual(cur.Subsets, subsets) && maps.Equal(cur.Labels, wantLabels) &&
 		capacityAnnotationRight(cur) {
 		seen()
 		return 0, nil
 	}
 	ep := cur.DeepCopy()
 	ep.Subsets = subsets
-	ep.Labels = map[string]string{}
-	for k, v := range svc.Labels {
-		ep.Labels[k] = v
-	}
-	if podendpoints.Headless(svc) {
-		ep.Labels[corev1.IsHeadlessService] = ""
-	} else {
-		delete(ep.Labels, corev1.IsHeadlessService)
-	}
+	ep.Labels = wantLabels
 	if ep.Annotations == nil {
 		ep.Annotations = map[string]string{}
 	}
@@ -393,15 +399,6 @@ func address(svc *corev1.Service, pod *corev1.Pod) (corev1.EndpointAddress, bool
 	return corev1.EndpointAddress{}, false
 }
 
-func without(m map[string]string, key string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if k != key {
-			out[k] = v
-		}
-	}
-	return out
-}
 
 func count(subsets []corev1.EndpointSubset) (ready, notReady int) {
 	for _, ss := range subsets {
