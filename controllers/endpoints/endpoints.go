@@ -399,7 +399,6 @@ func address(svc *corev1.Service, pod *corev1.Pod) (corev1.EndpointAddress, bool
 	return corev1.EndpointAddress{}, false
 }
 
-
 func count(subsets []corev1.EndpointSubset) (ready, notReady int) {
 	for _, ss := range subsets {
 		ready += len(ss.Addresses)
