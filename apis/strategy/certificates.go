@@ -29,7 +29,7 @@ func csrRules() Rules {
 		ValidateUpdate:   validateCSRUpdate,
 		PrepareForUpdate: keepCSRSpec,
 		Subresources: map[string]SubresourceRules{
-			"status":   {Keep: keepCSRForStatus, ValidateUpdate: validateCSRUpdate},
+			"status":   {Keep: keepCSRForStatus, ValidateUpdate: validateCSRStatusUpdate},
 			"approval": {Keep: keepCSRForApproval, ValidateUpdate: validateCSRUpdate},
 		},
 	}
@@ -59,15 +59,28 @@ func keepCSRSpec(obj, old runtime.Object) {
 	obj.(*certificatesv1.CertificateSigningRequest).Spec = old.(*certificatesv1.CertificateSigningRequest).Spec
 }
 
-// keepCSRForStatus limits a status write to the certificate and the conditions other than
-// Approved and Denied: if the write adds or removes those, the old conditions stay.
+// keepCSRForStatus limits a status write to the certificate and the conditions: the existing
+// Approved and Denied conditions are kept as they were; a write that adds or removes one is
+// refused by validateCSRStatusUpdate, as upstream's.
 func keepCSRForStatus(obj, old runtime.Object) {
 	csr, oldCSR := obj.(*certificatesv1.CertificateSigningRequest), old.(*certificatesv1.CertificateSigningRequest)
 	csr.Spec = oldCSR.Spec
-	if !preserveConditions(csr, oldCSR, certificatesv1.CertificateApproved) || !preserveConditions(csr, oldCSR, certificatesv1.CertificateDenied) {
-		csr.Status.Conditions = oldCSR.Status.Conditions
-	}
+	preserveConditions(csr, oldCSR, certificatesv1.CertificateApproved)
+	preserveConditions(csr, oldCSR, certificatesv1.CertificateDenied)
 	stampConditions(csr, oldCSR, metav1.NewTime(time.Now()))
+}
+
+// validateCSRStatusUpdate is validateCSRUpdate for a status write, which may not add an
+// Approved or Denied condition either.
+func validateCSRStatusUpdate(obj, old runtime.Object) field.ErrorList {
+	csr, oldCSR := obj.(*certificatesv1.CertificateSigningRequest), old.(*certificatesv1.CertificateSigningRequest)
+	errs := validateCSRUpdate(obj, old)
+	for _, t := range []certificatesv1.RequestConditionType{certificatesv1.CertificateApproved, certificatesv1.CertificateDenied} {
+		if len(conditionIndices(csr, t)) > len(conditionIndices(oldCSR, t)) {
+			errs = append(errs, field.Forbidden(field.NewPath("status", "conditions"), fmt.Sprintf("updates may not add a condition of type %q", t)))
+		}
+	}
+	return errs
 }
 
 // keepCSRForApproval limits an approval write to the conditions.
