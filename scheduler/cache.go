@@ -239,6 +239,18 @@ func (c *clusterCache) setPod(pod *corev1.Pod) {
 	c.placeLocked(newPodInfo(pod), pod.Spec.NodeName)
 }
 
+// assumeLocked places a pod the scheduler has decided on before its binding is seen; the
+// caller holds the cache's lock.
+func (c *clusterCache) assumeLocked(p *podInfo, node string) {
+	c.removeLocked(p.pod.UID)
+	bound := p.pod.DeepCopy()
+	bound.Spec.NodeName = node
+	assumed := *p
+	assumed.pod = bound
+	c.placeLocked(&assumed, node)
+	c.assumed[p.pod.UID] = true
+}
+
 // forget drops an assumption whose binding failed.
 func (c *clusterCache) forget(uid types.UID) {
 	c.mu.Lock()

@@ -524,18 +524,6 @@ func (s *Scheduler) best(c *cycle, feasible []*nodeInfo) string {
 	return feasible[bestIdx].node.Name
 }
 
-// assumeLocked places a pod the scheduler has decided on before its binding is seen; the
-// caller holds the cache's lock.
-func (c *clusterCache) assumeLocked(p *podInfo, node string) {
-	c.removeLocked(p.pod.UID)
-	bound := p.pod.DeepCopy()
-	bound.Spec.NodeName = node
-	assumed := *p
-	assumed.pod = bound
-	c.placeLocked(&assumed, node)
-	c.assumed[p.pod.UID] = true
-}
-
 func (s *Scheduler) patchStatus(ctx context.Context, pod *corev1.Pod, patch map[string]any) error {
 	body, err := json.Marshal(patch)
 	if err != nil {
