@@ -119,7 +119,7 @@ var _ = Describe("CronJobs", func() {
 			g.Expect(got.Status.Active).To(BeEmpty())
 			g.Expect(got.Status.LastSuccessfulTime).NotTo(BeNil())
 		}).Should(Succeed())
-		Eventually(hasEvent(ctx, ns, "tick", "SawCompletedJob", "Saw completed job: "+started.Name+", status: Complete")).Should(Succeed())
+		Eventually(hasEvent(ctx, ns, "tick", "SawCompletedJob", "Saw completed job: "+started.Name+", condition: Complete")).Should(Succeed())
 	})
 
 	It("with concurrencyPolicy Forbid do not start a Job while one is active", func(ctx SpecContext) {

@@ -277,7 +277,7 @@ var _ = Describe("Pod disruption budgets", func() {
 			g.Expect(cond).NotTo(BeNil())
 			g.Expect(cond.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(cond.Reason).To(Equal(policyv1.SyncFailedReason))
-			g.Expect(cond.Message).To(Equal(`ConfigMap does not implement the scale subresource`))
+			g.Expect(cond.Message).To(Equal(`configmaps does not implement the scale subresource`))
 			g.Expect(pdb.Status.DisruptionsAllowed).To(BeZero())
 		}).WithTimeout(20 * time.Second).Should(Succeed())
 	})

@@ -170,13 +170,15 @@ func (c *controller) syncCronJob(ctx context.Context, cj *batchv1.CronJob, jobs 
 				continue
 			}
 			c.recorder.Eventf(cj, corev1.EventTypeWarning, "UnexpectedJob", "Saw a job that the controller did not create or forgot: %s", j.Name)
-		case found && done:
-			deleteFromActiveList(cj, j.UID)
-			c.recorder.Eventf(cj, corev1.EventTypeNormal, "SawCompletedJob", "Saw completed job: %s, status: %v", j.Name, condition)
-			changed = true
-			fallthrough
-		case done && condition == batchv1.JobComplete:
-			if j.Status.CompletionTime != nil && (cj.Status.LastSuccessfulTime == nil || j.Status.CompletionTime.After(cj.Status.LastSuccessfulTime.Time)) {
+		case done:
+			if found {
+				deleteFromActiveList(cj, j.UID)
+				c.recorder.Eventf(cj, corev1.EventTypeNormal, "SawCompletedJob", "Saw completed job: %s, condition: %v", j.Name, condition)
+				changed = true
+			}
+			// A finished Job counts for the last success whether or not it was in the list.
+			if condition == batchv1.JobComplete && j.Status.CompletionTime != nil &&
+				(cj.Status.LastSuccessfulTime == nil || j.Status.CompletionTime.After(cj.Status.LastSuccessfulTime.Time)) {
 				cj.Status.LastSuccessfulTime = j.Status.CompletionTime
 				changed = true
 			}

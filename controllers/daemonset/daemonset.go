@@ -60,6 +60,7 @@ type controller struct {
 	dsLister     appslisters.DaemonSetLister
 	podLister    corelisters.PodLister
 	nodeLister   corelisters.NodeLister
+	podsByNode   cache.Indexer
 	revLister    appslisters.ControllerRevisionLister
 	expectations manager.Expectations
 	failed       *flowcontrol.Backoff
@@ -75,6 +76,10 @@ func New(c *manager.Context) (manager.Controller, error) {
 	ctl := &controller{client: c.Client, history: history.Store{Client: c.Client}, dsLister: dss.Lister(), podLister: pods.Lister(),
 		nodeLister: nodes.Lister(), revLister: revs.Lister(), failed: flowcontrol.NewBackOff(failedPodBackoff, maxFailedPodBackoff),
 		recorder: c.Recorder("daemonset-controller")}
+	var err error
+	if ctl.podsByNode, err = manager.IndexPodsByNode(c); err != nil {
+		return nil, err
+	}
 	ctl.Loop = manager.NewLoop("daemonset-controller", 2, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{dss.Informer().HasSynced, pods.Informer().HasSynced, nodes.Informer().HasSynced, revs.Informer().HasSynced}
 	enqueue := func(o any) {
@@ -129,7 +134,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 		UpdateFunc: func(old, o any) {
 			oldNode, node := old.(*corev1.Node), o.(*corev1.Node)
 			if !apiequality.Semantic.DeepEqual(oldNode.Labels, node.Labels) || !apiequality.Semantic.DeepEqual(oldNode.Spec.Taints, node.Spec.Taints) {
-				enqueueAll(o)
+				ctl.onNodeChange(node)
 			}
 		},
 		DeleteFunc: enqueueAll,
@@ -169,6 +174,35 @@ func (c *controller) Run(ctx context.Context) error {
 		}
 	})
 	return c.Loop.Run(ctx)
+}
+
+// onNodeChange enqueues the DaemonSets a node's new labels or taints concern, as upstream
+// decides: those that should now run a pod there and have none, those whose pod there must
+// go, and those with misscheduled pods whose count may change. A pod that may stay on a node
+// newly tainted NoSchedule does not by itself resync its DaemonSet's status.
+func (c *controller) onNodeChange(node *corev1.Node) {
+	all, err := c.dsLister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	onNode, err := c.podsByNode.ByIndex(manager.PodsByNode, node.Name)
+	if err != nil {
+		return
+	}
+	scheduled := map[string]bool{}
+	for _, o := range onNode {
+		p := o.(*corev1.Pod)
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil && ref.Kind == kind.Kind {
+			scheduled[p.Namespace+"/"+ref.Name] = true
+		}
+	}
+	for _, ds := range all {
+		key := ds.Namespace + "/" + ds.Name
+		run, keep := placementOf(ds).shouldRun(node)
+		if (run && !scheduled[key]) || (!keep && scheduled[key]) || (scheduled[key] && ds.Status.NumberMisscheduled > 0) {
+			c.Enqueue(key)
+		}
+	}
 }
 
 // onPod credits a pod's creation or deletion to its DaemonSet and wakes it, or wakes the sets

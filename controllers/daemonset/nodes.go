@@ -1,15 +1,15 @@
 package daemonset
 
 import (
-	"strconv"
+	"slices"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
+	v1helper "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 )
 
 // defaultTolerations are the tolerations upstream gives every daemon pod, so that it runs on
@@ -50,22 +50,18 @@ func addDefaultTolerations(spec *corev1.PodSpec) {
 }
 
 // placement is what decides where a DaemonSet's pods go: its tolerations (with the defaults)
-// and its required node selection.
+// and its required node selection (nodeSelector and required node affinity).
 type placement struct {
 	nodeName    string
 	tolerations []corev1.Toleration
-	selector    map[string]string
-	required    *corev1.NodeSelector
+	required    nodeaffinity.RequiredNodeAffinity
 }
 
 func placementOf(ds *appsv1.DaemonSet) placement {
 	spec := ds.Spec.Template.Spec.DeepCopy()
 	addDefaultTolerations(spec)
-	p := placement{nodeName: spec.NodeName, tolerations: spec.Tolerations, selector: spec.NodeSelector}
-	if a := spec.Affinity; a != nil && a.NodeAffinity != nil {
-		p.required = a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
-	}
-	return p
+	return placement{nodeName: spec.NodeName, tolerations: spec.Tolerations,
+		required: nodeaffinity.NewRequiredNodeAffinity(spec.NodeSelector, spec.Affinity)}
 }
 
 // shouldRun tells whether a daemon pod should run on node, and whether one already there may
@@ -74,7 +70,8 @@ func (p placement) shouldRun(node *corev1.Node) (run, keep bool) {
 	if p.nodeName != "" && p.nodeName != node.Name {
 		return false, false
 	}
-	if !p.fits(node) {
+	// A selector that does not parse matches no node, as upstream ignores the error.
+	if fits, _ := p.required.Match(node); !fits {
 		return false, false
 	}
 	if p.untolerated(node, corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute) {
@@ -86,99 +83,10 @@ func (p placement) shouldRun(node *corev1.Node) (run, keep bool) {
 // untolerated tells whether node has a taint of one of effects that the tolerations do not
 // tolerate.
 func (p placement) untolerated(node *corev1.Node, effects ...corev1.TaintEffect) bool {
-	for i := range node.Spec.Taints {
-		taint := &node.Spec.Taints[i]
-		relevant := false
-		for _, e := range effects {
-			relevant = relevant || taint.Effect == e
-		}
-		if !relevant {
-			continue
-		}
-		tolerated := false
-		for j := range p.tolerations {
-			if p.tolerations[j].ToleratesTaint(logr.Discard(), taint, false) {
-				tolerated = true
-				break
-			}
-		}
-		if !tolerated {
-			return true
-		}
-	}
-	return false
-}
-
-// fits tells whether node matches the nodeSelector and the required node affinity.
-func (p placement) fits(node *corev1.Node) bool {
-	for k, v := range p.selector {
-		if node.Labels[k] != v {
-			return false
-		}
-	}
-	if p.required == nil {
-		return true
-	}
-	for _, term := range p.required.NodeSelectorTerms {
-		if termMatches(term, node) {
-			return true
-		}
-	}
-	return false
-}
-
-// termMatches tells whether a node selector term, which must say something, matches node.
-func termMatches(term corev1.NodeSelectorTerm, node *corev1.Node) bool {
-	if len(term.MatchExpressions) == 0 && len(term.MatchFields) == 0 {
-		return false
-	}
-	for _, r := range term.MatchExpressions {
-		if !requirementMatches(r, labels.Set(node.Labels)) {
-			return false
-		}
-	}
-	for _, r := range term.MatchFields {
-		if r.Key != metav1.ObjectNameField || (r.Operator != corev1.NodeSelectorOpIn && r.Operator != corev1.NodeSelectorOpNotIn) {
-			return false
-		}
-		if !requirementMatches(r, labels.Set{metav1.ObjectNameField: node.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-func requirementMatches(r corev1.NodeSelectorRequirement, set labels.Set) bool {
-	var op selection.Operator
-	switch r.Operator {
-	case corev1.NodeSelectorOpIn:
-		op = selection.In
-	case corev1.NodeSelectorOpNotIn:
-		op = selection.NotIn
-	case corev1.NodeSelectorOpExists:
-		op = selection.Exists
-	case corev1.NodeSelectorOpDoesNotExist:
-		op = selection.DoesNotExist
-	case corev1.NodeSelectorOpGt:
-		op = selection.GreaterThan
-	case corev1.NodeSelectorOpLt:
-		op = selection.LessThan
-	default:
-		return false
-	}
-	if op == selection.GreaterThan || op == selection.LessThan {
-		if len(r.Values) != 1 {
-			return false
-		}
-		if _, err := strconv.ParseInt(r.Values[0], 10, 64); err != nil {
-			return false
-		}
-	}
-	req, err := labels.NewRequirement(r.Key, op, r.Values)
-	if err != nil {
-		return false
-	}
-	return req.Matches(set)
+	_, found := v1helper.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, p.tolerations, func(t *corev1.Taint) bool {
+		return slices.Contains(effects, t.Effect)
+	}, false)
+	return found
 }
 
 // nodeAffinityFor is the pod's affinity with its required node selection replaced by the one

@@ -345,7 +345,7 @@ func (c *controller) genericScaleOf(ctx context.Context, ref *metav1.OwnerRefere
 			return "", 0, false, err
 		}
 		if !has {
-			return "", 0, false, fmt.Errorf("%s does not implement the scale subresource", gk.String())
+			return "", 0, false, fmt.Errorf("%s does not implement the scale subresource", mapping.Resource.GroupResource().String())
 		}
 		return "", 0, false, nil
 	}
