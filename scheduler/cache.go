@@ -117,10 +117,20 @@ type nodeInfo struct {
 	// nonZeroCPU and nonZeroMemory sum the pods' requests with the scorers' defaults.
 	nonZeroCPU, nonZeroMemory int64
 	ports                     map[hostPort]bool
+	// images is the sizes of the images the node has, by normalized name.
+	images map[string]int64
 }
 
 func newNodeInfo() *nodeInfo {
 	return &nodeInfo{pods: map[types.UID]*podInfo{}, ports: map[hostPort]bool{}}
+}
+
+// emptyCopy is a nodeInfo for the same node without its pods, for trial placements.
+func (n *nodeInfo) emptyCopy() *nodeInfo {
+	t := newNodeInfo()
+	t.setNode(n.node)
+	t.images = n.images
+	return t
 }
 
 func (n *nodeInfo) setNode(node *corev1.Node) {
@@ -176,11 +186,14 @@ type clusterCache struct {
 	// nominated are the pods waiting for room that preemption made on a node, by node: they
 	// hold that room against pods of lower priority.
 	nominated map[string]map[types.UID]*podInfo
+	// imageNodes counts the known nodes that have each image, by normalized name, for the
+	// image locality score.
+	imageNodes map[string]int
 }
 
 func newClusterCache() *clusterCache {
 	return &clusterCache{nodes: map[string]*nodeInfo{}, podNode: map[types.UID]string{}, assumed: map[types.UID]bool{}, withTerms: map[types.UID]bool{},
-		nominated: map[string]map[types.UID]*podInfo{}}
+		nominated: map[string]map[types.UID]*podInfo{}, imageNodes: map[string]int{}}
 }
 
 func (c *clusterCache) setNode(node *corev1.Node) {
@@ -192,7 +205,19 @@ func (c *clusterCache) setNode(node *corev1.Node) {
 		c.nodes[node.Name] = ni
 	}
 	c.orderDirty = c.orderDirty || ni.node == nil
+	c.countImages(ni, -1)
 	ni.setNode(node)
+	ni.images = imagesOf(node)
+	c.countImages(ni, 1)
+}
+
+// countImages adds (or, with -1, takes away) the node's images in imageNodes.
+func (c *clusterCache) countImages(ni *nodeInfo, delta int) {
+	for name := range ni.images {
+		if c.imageNodes[name] += delta; c.imageNodes[name] <= 0 {
+			delete(c.imageNodes, name)
+		}
+	}
 }
 
 func (c *clusterCache) removeNode(name string) {
@@ -203,6 +228,8 @@ func (c *clusterCache) removeNode(name string) {
 		return
 	}
 	c.orderDirty = true
+	c.countImages(ni, -1)
+	ni.images = nil
 	if len(ni.pods) > 0 {
 		// Pods still point at it: keep their accounting, but the node is gone.
 		ni.node = nil
@@ -364,8 +391,7 @@ func (c *clusterCache) withNominated(ni *nodeInfo, pod *corev1.Pod) *nodeInfo {
 	if len(ahead) == 0 {
 		return ni
 	}
-	trial := newNodeInfo()
-	trial.setNode(ni.node)
+	trial := ni.emptyCopy()
 	for _, p := range ni.pods {
 		trial.addPod(p)
 	}
@@ -375,23 +401,3 @@ func (c *clusterCache) withNominated(ni *nodeInfo, pod *corev1.Pod) *nodeInfo {
 	return trial
 }
 
-// nodesWithImage counts the nodes that have each image, by normalized name. Callers hold the
-// lock.
-func (c *clusterCache) nodesWithImage() map[string]int {
-	counts := map[string]int{}
-	for _, ni := range c.nodes {
-		if ni.node == nil {
-			continue
-		}
-		seen := map[string]bool{}
-		for _, img := range ni.node.Status.Images {
-			for _, name := range img.Names {
-				if n := normalizedImageName(name); !seen[n] {
-					seen[n] = true
-					counts[n]++
-				}
-			}
-		}
-	}
-	return counts
-}

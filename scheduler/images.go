@@ -13,23 +13,18 @@ const (
 	imageMaxContainerThreshold = 1000 * 1024 * 1024
 )
 
-// imageLocality scores a node by the sizes of the pod's images it already has, each weighed by
-// the share of nodes that have it (so that a pod is not drawn to one node by an image all
-// nodes have), scaled to 0..100 between upstream's thresholds.
-func imageLocality(pod *corev1.Pod, node *corev1.Node, nodesWithImage func(string) int, allNodes int) int64 {
-	sizes := map[string]int64{}
-	for _, img := range node.Status.Images {
-		for _, name := range img.Names {
-			sizes[normalizedImageName(name)] = img.SizeBytes
-		}
-	}
+// imageLocality scores a node by the sizes of the pod's images it already has (images, by
+// normalized name), each weighed by the share of nodes that have it (so that a pod is not
+// drawn to one node by an image all nodes have), scaled to 0..100 between upstream's
+// thresholds.
+func imageLocality(pod *corev1.Pod, images map[string]int64, nodesWithImage func(string) int, allNodes int) int64 {
 	var sum int64
 	containers := 0
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range cs {
 			containers++
 			name := normalizedImageName(c.Image)
-			if size, ok := sizes[name]; ok && allNodes > 0 {
+			if size, ok := images[name]; ok && allNodes > 0 {
 				sum += int64(float64(size) * float64(nodesWithImage(name)) / float64(allNodes))
 			}
 		}
@@ -53,4 +48,15 @@ func normalizedImageName(name string) string {
 		return "docker.io/" + name
 	}
 	return name
+}
+
+// imagesOf is the sizes of the images a node reports, by normalized name.
+func imagesOf(node *corev1.Node) map[string]int64 {
+	sizes := map[string]int64{}
+	for _, img := range node.Status.Images {
+		for _, name := range img.Names {
+			sizes[normalizedImageName(name)] = img.SizeBytes
+		}
+	}
+	return sizes
 }

@@ -104,8 +104,7 @@ func highest(pods []*corev1.Pod) int32 {
 // out, then back in, most important first, every one that still leaves room. The victims
 // come out most important first; none means the node cannot help.
 func (s *Scheduler) victimsOn(c *cycle, ni *nodeInfo, prio int32) []*corev1.Pod {
-	trial := newNodeInfo()
-	trial.setNode(ni.node)
+	trial := ni.emptyCopy()
 	var lower []*podInfo
 	for _, p := range ni.pods {
 		if corev1helpers.PodPriority(p.pod) < prio {

@@ -36,11 +36,10 @@ func (s *Scheduler) score(c *cycle, feasible []*nodeInfo) []int64 {
 	spread := make([]float64, n)
 	spreadOK := make([]bool, n)
 	preferred, _ := nodeaffinity.NewPreferredSchedulingTerms(preferredNodeTerms(c.pi.pod))
-	nodesWithImage := s.cache.nodesWithImage()
 	allNodes := len(s.cache.nodeOrder())
 	for i, ni := range feasible {
 		totals[i] = weightFit*s.fitScore(c.pi, ni) + weightBalanced*balancedScore(c.pi, ni) +
-			weightImageLocality*imageLocality(c.pi.pod, ni.node, func(name string) int { return nodesWithImage[name] }, allNodes)
+			weightImageLocality*imageLocality(c.pi.pod, ni.images, func(name string) int { return s.cache.imageNodes[name] }, allNodes)
 		taints[i] = intolerablePreferNoSchedule(c.pi.pod, ni.node)
 		if preferred != nil {
 			affinity[i] = preferred.Score(ni.node)

@@ -117,7 +117,7 @@ func TestImageLocalityFavoursNodesWithTheImage(t *testing.T) {
 	with := &corev1.Node{Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{"docker.io/library/nginx:1.25"}, SizeBytes: 500 * 1024 * 1024}}}}
 	without := &corev1.Node{}
 	count := func(string) int { return 1 }
-	w, wo := imageLocality(pod, with, count, 2), imageLocality(pod, without, count, 2)
+	w, wo := imageLocality(pod, imagesOf(with), count, 2), imageLocality(pod, imagesOf(without), count, 2)
 	if wo != 0 || w <= 0 || w > maxNodeScore {
 		t.Fatalf("with %d, without %d", w, wo)
 	}

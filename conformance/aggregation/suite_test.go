@@ -6,8 +6,6 @@ package aggregation
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -20,8 +18,7 @@ import (
 var (
 	testCluster *cluster.Cluster
 	client      kubernetes.Interface
-	kubectlBin  string
-	cacheDir    string
+	kubectlRun  *cluster.KubectlRunner
 )
 
 func TestAggregation(t *testing.T) {
@@ -31,23 +28,19 @@ func TestAggregation(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	var err error
-	kubectlBin, err = cluster.Kubectl()
-	Expect(err).NotTo(HaveOccurred())
 	testCluster, err = cluster.Start()
 	Expect(err).NotTo(HaveOccurred())
 	client = testCluster.Clientset()
-	cacheDir, err = os.MkdirTemp("", "keelson-kubectl-cache-")
+	kubectlRun, err = cluster.NewKubectlRunner(testCluster, 60*time.Second)
 	Expect(err).NotTo(HaveOccurred())
 	SetDefaultEventuallyTimeout(60 * time.Second)
 	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
 })
 
 var _ = AfterSuite(func() {
+	kubectlRun.Close()
 	if testCluster != nil {
 		testCluster.Stop()
-	}
-	if cacheDir != "" {
-		_ = os.RemoveAll(cacheDir)
 	}
 })
 
@@ -59,15 +52,5 @@ func newNamespace(ctx context.Context) string {
 // stdout.
 func kubectl(ctx context.Context, args ...string) string {
 	GinkgoHelper()
-	r := runKubectl(ctx, args...)
-	Expect(r.Code).To(Equal(0), "%s", r)
-	Expect(r.Stderr).To(BeEmpty(), "kubectl printed on stderr:\n%s", r)
-	return r.Stdout
-}
-
-func runKubectl(ctx context.Context, args ...string) cluster.Result {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	full := append([]string{"--kubeconfig", testCluster.Kubeconfig, "--cache-dir", cacheDir}, args...)
-	return cluster.RunCommand(ctx, exec.CommandContext(ctx, kubectlBin, full...), args)
+	return kubectlRun.Succeed(ctx, nil, "", args...)
 }

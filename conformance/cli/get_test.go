@@ -257,7 +257,7 @@ var _ = Describe("Reading objects", func() {
 		mustCreateConfigMap(ctx, ns, configMap("before", nil, nil))
 		watchCtx, cancel := context.WithTimeout(ctx, commandTimeout)
 		defer cancel()
-		cmd := command(watchCtx, invocation{}, "-n", ns, "get", "configmaps", "-w", "--output-watch-events", "-o", "name")
+		cmd := kubectlRun.Command(watchCtx, nil, "", "-n", ns, "get", "configmaps", "-w", "--output-watch-events", "-o", "name")
 		stdout, stderr := &cluster.SyncBuffer{}, &cluster.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		Expect(cmd.Start()).To(Succeed())
@@ -281,7 +281,7 @@ var _ = Describe("Reading objects", func() {
 		mustCreateConfigMap(ctx, ns, configMap("first", map[string]string{"app": "w"}, nil))
 		watchCtx, cancel := context.WithTimeout(ctx, commandTimeout)
 		defer cancel()
-		cmd := command(watchCtx, invocation{}, "-n", ns, "get", "configmaps", "-l", "app=w", "-w", "--output-watch-events")
+		cmd := kubectlRun.Command(watchCtx, nil, "", "-n", ns, "get", "configmaps", "-l", "app=w", "-w", "--output-watch-events")
 		stdout, stderr := &cluster.SyncBuffer{}, &cluster.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		Expect(cmd.Start()).To(Succeed())

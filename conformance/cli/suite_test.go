@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,10 +23,7 @@ import (
 var (
 	testCluster *cluster.Cluster
 	client      kubernetes.Interface
-	kubectlBin  string
-	// cacheDir is kubectl's discovery and HTTP cache, private to this run so that every run
-	// discovers the cluster afresh.
-	cacheDir string
+	kubectlRun  *cluster.KubectlRunner
 )
 
 // commandTimeout bounds one kubectl invocation.
@@ -40,23 +36,19 @@ func TestCLI(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	var err error
-	kubectlBin, err = cluster.Kubectl()
-	Expect(err).NotTo(HaveOccurred())
 	testCluster, err = cluster.Start()
 	Expect(err).NotTo(HaveOccurred())
 	client = testCluster.Clientset()
-	cacheDir, err = os.MkdirTemp("", "keelson-kubectl-cache-")
+	kubectlRun, err = cluster.NewKubectlRunner(testCluster, commandTimeout)
 	Expect(err).NotTo(HaveOccurred())
 	SetDefaultEventuallyTimeout(30 * time.Second)
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 })
 
 var _ = AfterSuite(func() {
+	kubectlRun.Close()
 	if testCluster != nil {
 		testCluster.Stop()
-	}
-	if cacheDir != "" {
-		_ = os.RemoveAll(cacheDir)
 	}
 })
 
@@ -71,22 +63,10 @@ type invocation struct {
 	stdin string
 }
 
-// command prepares kubectl with the cluster's kubeconfig and this run's cache.
-func command(ctx context.Context, inv invocation, args ...string) *exec.Cmd {
-	full := append([]string{"--kubeconfig", testCluster.Kubeconfig, "--cache-dir", cacheDir}, args...)
-	cmd := exec.CommandContext(ctx, kubectlBin, full...)
-	cmd.Env = append(os.Environ(), inv.env...)
-	if inv.stdin != "" {
-		cmd.Stdin = strings.NewReader(inv.stdin)
-	}
-	return cmd
-}
-
 // run runs kubectl to completion and reports what it did, whatever the outcome.
 func run(ctx context.Context, inv invocation, args ...string) cluster.Result {
-	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
-	defer cancel()
-	return cluster.RunCommand(ctx, command(ctx, inv, args...), args)
+	GinkgoHelper()
+	return kubectlRun.Run(ctx, inv.env, inv.stdin, args...)
 }
 
 // kubectl runs kubectl, which must succeed and print nothing on stderr, and returns its stdout.
@@ -97,10 +77,7 @@ func kubectl(ctx context.Context, args ...string) string {
 
 func kubectlWith(ctx context.Context, inv invocation, args ...string) string {
 	GinkgoHelper()
-	r := run(ctx, inv, args...)
-	Expect(r.Code).To(Equal(0), "%s", r)
-	Expect(r.Stderr).To(BeEmpty(), "kubectl printed on stderr where upstream prints nothing:\n%s", r)
-	return r.Stdout
+	return kubectlRun.Succeed(ctx, inv.env, inv.stdin, args...)
 }
 
 // kubectlFails runs kubectl, which must fail, and returns what it did.

@@ -1,0 +1,239 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// syncPod starts what the pod lacks: its sandbox, then its init containers one by one, then its
+// containers, restarting exited ones as the restart policy says, and writes its status.
+func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, state *podState) {
+	if w.started.IsZero() {
+		w.started = podStartTime(pod)
+	}
+	defer func() { w.writeStatus(ctx, pod, state) }()
+	if err := k.syncVolumes(ctx, pod); err != nil {
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%v", err)
+		return
+	}
+	sb := state.readySandbox()
+	if sb == nil {
+		if len(state.sandboxes) > 0 && !podMayRestart(pod, state) {
+			return
+		}
+		// A new sandbox starts the pod's containers afresh.
+		for _, c := range state.containers {
+			if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				_, _ = k.runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id})
+			}
+		}
+		for _, old := range state.sandboxes {
+			_, _ = k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: old.Id})
+		}
+		cfg := k.sandboxConfig(pod, uint32(len(state.sandboxes)))
+		if _, err := k.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg}); err != nil {
+			k.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			return
+		}
+		fresh, err := k.observe(ctx, w.uid)
+		if err != nil {
+			return
+		}
+		*state = *fresh
+		if sb = state.readySandbox(); sb == nil {
+			return
+		}
+	}
+	sbConfig := k.sandboxConfig(pod, sb.Metadata.Attempt)
+	if err := k.writeHosts(pod, state.podIPs()); err != nil {
+		k.log.Warn("writing hosts file", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
+
+	// Init containers run in order, each to success; restartable ones (sidecars) are started
+	// and left running.
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		st := state.latest(c.Name, sb.Id)
+		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		switch {
+		case st == nil:
+			k.startContainer(ctx, w, pod, c, sb.Id, sbConfig, state)
+			if !sidecar {
+				return
+			}
+		case st.State == runtimeapi.ContainerState_CONTAINER_RUNNING || st.State == runtimeapi.ContainerState_CONTAINER_CREATED:
+			if !sidecar {
+				return
+			}
+		case st.State == runtimeapi.ContainerState_CONTAINER_EXITED:
+			if !sidecar && st.ExitCode == 0 {
+				continue
+			}
+			if !sidecar && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+				return // the pod has failed
+			}
+			k.restartContainer(ctx, w, pod, c, sb.Id, sbConfig, state, st)
+			if !sidecar {
+				return
+			}
+		}
+	}
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		st := state.latest(c.Name, sb.Id)
+		switch {
+		case st == nil:
+			k.startContainer(ctx, w, pod, c, sb.Id, sbConfig, state)
+		case st.State == runtimeapi.ContainerState_CONTAINER_EXITED && shouldRestart(pod.Spec.RestartPolicy, st.ExitCode):
+			k.restartContainer(ctx, w, pod, c, sb.Id, sbConfig, state, st)
+		}
+	}
+	if fresh, err := k.observe(ctx, w.uid); err == nil {
+		*state = *fresh
+	}
+}
+
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	return policy == corev1.RestartPolicyAlways || (policy == corev1.RestartPolicyOnFailure && exitCode != 0)
+}
+
+// podMayRestart tells whether a pod whose sandbox is gone gets a new one: not when its
+// containers have all run and would not be restarted.
+func podMayRestart(pod *corev1.Pod, state *podState) bool {
+	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever {
+		return true
+	}
+	for _, c := range pod.Spec.Containers {
+		if state.latest(c.Name, "") == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// restartContainer starts a new instance of an exited container once its back-off has passed.
+func (k *Kubelet) restartContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sandboxID string,
+	sbConfig *runtimeapi.PodSandboxConfig, state *podState, exited *runtimeapi.ContainerStatus) {
+	key := c.Name
+	finished := time.Unix(0, exited.FinishedAt)
+	started := time.Unix(0, exited.StartedAt)
+	if finished.Sub(started) > 10*time.Minute {
+		w.backOff.Reset(key)
+	}
+	if w.backOff.IsInBackOffSince(key, finished) {
+		return
+	}
+	w.backOff.Next(key, finished)
+	k.startContainer(ctx, w, pod, c, sandboxID, sbConfig, state)
+}
+
+// inBackOff tells whether an exited container waits for its back-off, for its status.
+func (w *podWorker) inBackOff(name string, exited *runtimeapi.ContainerStatus) bool {
+	return w.backOff.IsInBackOffSince(name, time.Unix(0, exited.FinishedAt))
+}
+
+// startContainer pulls the image if needed, then creates and starts the container, with the
+// upstream events for each step.
+func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sandboxID string,
+	sbConfig *runtimeapi.PodSandboxConfig, state *podState) {
+	imageRef, ok := k.ensureImage(ctx, w, pod, c)
+	if !ok {
+		return
+	}
+	cfg, err := k.containerConfig(pod, c, imageRef, state.attempts(c.Name), state.podIPs())
+	if err != nil {
+		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		return
+	}
+	created, err := k.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbConfig})
+	if err != nil {
+		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		return
+	}
+	delete(w.waiting, c.Name)
+	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Created", "Created container: %s", c.Name)
+	if _, err := k.runtime.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		return
+	}
+	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+}
+
+// ensureImage makes sure the container's image is present, pulling it as the pull policy says,
+// with upstream's events and waiting reasons. It returns the image reference to create the
+// container from.
+func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container) (string, bool) {
+	spec := &runtimeapi.ImageSpec{Image: c.Image}
+	st, err := k.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec})
+	present := err == nil && st.Image != nil
+	if present && c.ImagePullPolicy != corev1.PullAlways {
+		k.recorder.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+		return st.Image.Id, true
+	}
+	if c.ImagePullPolicy == corev1.PullNever {
+		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull", Message: msg}
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "ErrImageNeverPull", "%s", msg)
+		return "", false
+	}
+	key := "pull/" + c.Image
+	if w.backOff.IsInBackOffSinceUpdate(key, w.backOff.Clock.Now()) {
+		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
+		k.recorder.Eventf(pod, corev1.EventTypeNormal, "BackOff", "%s", msg)
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: ImagePullBackOff")
+		if prev, ok := w.pullFailure[c.Image]; ok {
+			msg += ": ErrImagePull: " + prev
+		}
+		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: msg}
+		return "", false
+	}
+	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
+	begin := time.Now()
+	resp, err := k.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec})
+	if err != nil {
+		w.backOff.Next(key, w.backOff.Clock.Now())
+		w.pullFailure[c.Image] = err.Error()
+		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+		return "", false
+	}
+	delete(w.pullFailure, c.Image)
+	var size uint64
+	if st, err := k.images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec}); err == nil && st.Image != nil {
+		size = st.Image.Size
+	}
+	took := time.Since(begin).Truncate(time.Millisecond)
+	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %v (%v including waiting). Image size: %v bytes.", c.Image, took, took, size)
+	return resp.ImageRef, true
+}
+
+// killPod stops the pod's running containers, giving each the grace period, with the Killing
+// event for each, then stops the sandboxes.
+func (k *Kubelet) killPod(ctx context.Context, pod *corev1.Pod, state *podState, grace int64) {
+	for _, c := range state.containers {
+		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		if pod != nil && c.Metadata != nil {
+			k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Metadata.Name)
+		}
+		_, _ = k.runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace})
+	}
+	k.stopSandboxes(ctx, state)
+}
+
+// stopSandboxes stops the pod's ready sandboxes, freeing their network.
+func (k *Kubelet) stopSandboxes(ctx context.Context, state *podState) {
+	for _, sb := range state.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			_, _ = k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
+		}
+	}
+}
