@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/apis/admission/priority"
+	saadmission "github.com/keelson/keelson/apis/admission/serviceaccount"
 	"github.com/keelson/keelson/apis/aggregator"
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/catalogue"
@@ -211,7 +212,8 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		return err
 	}
 	s.api.SetHooks(schema.GroupResource{Resource: "services"}, alloc.Hooks())
-	s.api.SetHooks(schema.GroupResource{Resource: "pods"}, rest.Hooks{BeforeCreate: priority.New(s.api).BeforeCreate})
+	s.api.SetHooks(schema.GroupResource{Resource: "pods"}, rest.Hooks{BeforeCreate: rest.Chain(
+		saadmission.New(s.api).BeforeCreate, priority.New(s.api).BeforeCreate)})
 	s.api.SetHooks(schema.GroupResource{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}, rest.Hooks{BeforeCreate: strategy.CSRRequester})
 	s.alloc = alloc
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))

@@ -166,6 +166,30 @@ type Hooks struct {
 	AfterDelete func(ctx context.Context, obj runtime.Object)
 }
 
+// Chain runs several BeforeCreate hooks in order, as one; if one fails, what the earlier ones
+// took is released.
+func Chain(hooks ...func(ctx context.Context, obj runtime.Object, dryRun bool) (func(), error)) func(ctx context.Context, obj runtime.Object, dryRun bool) (func(), error) {
+	return func(ctx context.Context, obj runtime.Object, dryRun bool) (func(), error) {
+		var undos []func()
+		undoAll := func() {
+			for i := len(undos) - 1; i >= 0; i-- {
+				undos[i]()
+			}
+		}
+		for _, h := range hooks {
+			undo, err := h(ctx, obj, dryRun)
+			if err != nil {
+				undoAll()
+				return nil, err
+			}
+			if undo != nil {
+				undos = append(undos, undo)
+			}
+		}
+		return undoAll, nil
+	}
+}
+
 // SetHooks installs a resource's hooks; call before serving.
 func (a *API) SetHooks(gr schema.GroupResource, h Hooks) { a.hooks[gr] = h }
 

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -109,16 +110,22 @@ func (h *handler) bindToken(ctx context.Context, claims *serviceaccount.Kubernet
 	return nil
 }
 
-// uidOf reads an object's uid from the cache, or from etcd when the cache has not seen it yet.
-func (a *API) uidOf(ctx context.Context, gr schema.GroupResource, namespace, name string) (types.UID, bool) {
+// Lookup reads an object from the cache, or from etcd when the cache has not seen it yet. It is
+// shared: never modify it.
+func (a *API) Lookup(ctx context.Context, gr schema.GroupResource, namespace, name string) (runtime.Object, error) {
 	s := a.storageFor(gr)
 	key := s.store.Key(namespace, name)
-	obj, ok, _ := s.cache.Get(key)
-	if !ok {
-		var err error
-		if obj, err = s.store.Get(ctx, key); err != nil {
-			return "", false
-		}
+	if obj, ok, _ := s.cache.Get(key); ok {
+		return obj, nil
+	}
+	return s.store.Get(ctx, key)
+}
+
+// uidOf reads an object's uid from the cache, or from etcd when the cache has not seen it yet.
+func (a *API) uidOf(ctx context.Context, gr schema.GroupResource, namespace, name string) (types.UID, bool) {
+	obj, err := a.Lookup(ctx, gr, namespace, name)
+	if err != nil {
+		return "", false
 	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
