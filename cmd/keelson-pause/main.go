@@ -17,11 +17,11 @@ func main() {
 		fmt.Println("keelson-pause")
 		return
 	}
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "keelson-pause: warning: not pid 1, so orphaned processes are not reaped here")
 	}
-	signals := make(chan os.Signal, 8)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	for sig := range signals {
 		if sig == syscall.SIGCHLD {
 			reap()

@@ -1,7 +1,11 @@
 package images_test
 
 import (
+	"archive/tar"
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +17,8 @@ import (
 	"github.com/keelson/keelson/kubelet/containerd/containerdtest"
 	"github.com/keelson/keelson/kubelet/images"
 	"github.com/keelson/keelson/kubelet/images/build"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -27,7 +33,10 @@ func TestImportAndRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames := append([]string{build.PauseImage}, build.BusyboxNames...)
+	// The same busybox image again, as `docker save` writes it (manifest.json, no index.json).
+	dockerArchive := writeDockerArchive(t, filepath.Join(archives, "busybox.tar"), filepath.Join(archives, "docker.tar"), dockerArchiveName)
+	built = append(built, dockerArchive)
+	wantNames := append([]string{build.PauseImage, dockerArchiveName}, build.BusyboxNames...)
 	slices.Sort(wantNames)
 
 	var daemons []*containerd.Process
@@ -74,6 +83,17 @@ func checkImages(ctx context.Context, t *testing.T, conn *grpc.ClientConn, built
 		t.Fatal(err)
 	}
 	for _, a := range built {
+		if a.Manifest == "" {
+			// A docker archive's manifest is made by the importer; only the config digest is known.
+			st, err := is.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: a.Names[0]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Image == nil || st.Image.Id != a.Config || !slices.Contains(st.Image.RepoTags, a.Names[0]) {
+				t.Errorf("ImageStatus(%s) = %v, want id %s", a.Names[0], st.Image, a.Config)
+			}
+			continue
+		}
 		var found *runtimeapi.Image
 		for _, img := range list.Images {
 			if img.Id == a.Config {
@@ -115,7 +135,8 @@ func runEcho(ctx context.Context, t *testing.T, conn *grpc.ClientConn) {
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "echo", Namespace: "default", Uid: "images-test-uid", Attempt: 0},
 		LogDirectory: logDir,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+			// One PID namespace for the pod, as with shareProcessNamespace: pause is its pid 1.
+			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_POD},
 		}},
 	}
 	sandbox, err := rs.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sandboxConfig})
@@ -164,6 +185,64 @@ func runEcho(ctx context.Context, t *testing.T, conn *grpc.ClientConn) {
 	if _, err := rs.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: created.ContainerId}); err != nil {
 		t.Errorf("RemoveContainer: %v", err)
 	}
+	checkReaping(ctx, t, rs, sandbox.PodSandboxId, sandboxConfig)
+}
+
+// checkReaping starts a long-running busybox container in the pod and, through it, leaves an
+// orphan that exits: the orphan falls to the pod's pid 1, the pause program, which must reap it
+// (an unreaped orphan stays a zombie, and the wait below runs into ctx's deadline).
+func checkReaping(ctx context.Context, t *testing.T, rs runtimeapi.RuntimeServiceClient, sandboxID string, sandboxConfig *runtimeapi.PodSandboxConfig) {
+	t.Helper()
+	created, err := rs.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
+		PodSandboxId: sandboxID,
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "sleeper"},
+			Image:    &runtimeapi.ImageSpec{Image: build.BusyboxImage},
+			Command:  []string{"sleep", "3600"},
+			Linux:    &runtimeapi.LinuxContainerConfig{},
+		},
+		SandboxConfig: sandboxConfig,
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if _, err := rs.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	exec := func(cmd ...string) string {
+		t.Helper()
+		resp, err := rs.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: created.ContainerId, Cmd: cmd, Timeout: 30})
+		if err != nil {
+			t.Fatalf("ExecSync %v: %v", cmd, err)
+		}
+		if resp.ExitCode != 0 {
+			t.Fatalf("ExecSync %v exited %d: %s", cmd, resp.ExitCode, resp.Stderr)
+		}
+		return string(resp.Stdout)
+	}
+	if got := strings.TrimRight(exec("cat", "/proc/1/cmdline"), "\x00"); got != "/pause" {
+		t.Fatalf("pid 1 of the pod is %q, want /pause", got)
+	}
+	orphan := strings.TrimSpace(exec("sh", "-c", "sleep 0 & echo $!"))
+	for {
+		gone := true
+		for _, line := range strings.Split(exec("ps", "-o", "pid,stat"), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == orphan {
+				gone = false
+			}
+		}
+		if gone {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("orphan %s was never reaped: %v", orphan, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if _, err := rs.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: created.ContainerId, Timeout: 0}); err != nil {
+		t.Errorf("StopContainer: %v", err)
+	}
 }
 
 // waitExited polls the container's status until it has exited or ctx ends.
@@ -183,4 +262,76 @@ func waitExited(ctx context.Context, t *testing.T, rs runtimeapi.RuntimeServiceC
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// dockerArchiveName is the name the docker-archive copy of busybox is tagged with.
+const dockerArchiveName = "docker.io/keelson/busybox-docker:v1"
+
+// writeDockerArchive rewrites an OCI layout archive from build as a `docker save` archive
+// (manifest.json naming the config and layer files, with RepoTags) tagged name, and returns what
+// the importer should find: the name and the config digest.
+func writeDockerArchive(t *testing.T, ociArchive, out, name string) build.Archive {
+	t.Helper()
+	f, err := os.Open(ociArchive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			if files[h.Name], err = io.ReadAll(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var index ocispec.Index
+	var manifest ocispec.Manifest
+	if err := json.Unmarshal(files["index.json"], &index); err != nil {
+		t.Fatal(err)
+	}
+	blobPath := func(d digest.Digest) string { return "blobs/sha256/" + d.Encoded() }
+	if err := json.Unmarshal(files[blobPath(index.Manifests[0].Digest)], &manifest); err != nil {
+		t.Fatal(err)
+	}
+	dockerManifest, err := json.Marshal([]map[string]any{{
+		"Config":   manifest.Config.Digest.Encoded() + ".json",
+		"RepoTags": []string{name},
+		"Layers":   []string{manifest.Layers[0].Digest.Encoded() + "/layer.tar"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(o)
+	for _, e := range []struct {
+		name string
+		data []byte
+	}{
+		{"manifest.json", dockerManifest},
+		{manifest.Config.Digest.Encoded() + ".json", files[blobPath(manifest.Config.Digest)]},
+		{manifest.Layers[0].Digest.Encoded() + "/layer.tar", files[blobPath(manifest.Layers[0].Digest)]},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(tw.Close(), o.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return build.Archive{Path: out, Names: []string{name}, Written: build.Written{Config: manifest.Config.Digest.String()}}
 }
