@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -161,6 +163,10 @@ func Start(ctx context.Context, opts Options) (*Process, error) {
 			return nil, fmt.Errorf("containerd: %w", err)
 		}
 	}
+	if err := stopStale(&opts, config); err != nil {
+		return nil, err
+	}
+	rotateLog(LogPath(opts.Dir))
 	logFile, err := os.OpenFile(LogPath(opts.Dir), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
@@ -179,6 +185,9 @@ func Start(ctx context.Context, opts Options) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("containerd: %w", err)
+	}
+	if err := os.WriteFile(pidPath(opts.Dir), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
+		opts.Log.Warn("writing containerd's pid file", "err", err)
 	}
 	p := &Process{socket: opts.socket(), logPath: LogPath(opts.Dir), cmd: cmd, grace: opts.StopGrace, log: opts.Log, done: make(chan struct{})}
 	go func() {
@@ -332,4 +341,59 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+func pidPath(dir string) string { return filepath.Join(dir, "containerd.pid") }
+
+// stopStale stops a daemon an earlier agent left running on this directory (one that was killed
+// before it could stop it), which would hold the database and make the new daemon wait forever. It
+// is recognised by the pid file and by its command line naming this config file.
+func stopStale(o *Options, config string) error {
+	data, err := os.ReadFile(pidPath(o.Dir))
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return nil
+	}
+	alive := func() bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			return false
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "--config" && args[i+1] == config {
+				return true
+			}
+		}
+		return false
+	}
+	if !alive() {
+		return nil
+	}
+	o.Log.Warn("stopping a containerd left running on this directory", "pid", pid)
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline, killed := time.Now().Add(o.StopGrace), false
+	for alive() {
+		if time.Now().After(deadline) {
+			if killed {
+				return fmt.Errorf("containerd: pid %d, left running on %s, does not die", pid, o.Dir)
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			deadline, killed = time.Now().Add(o.StopGrace), true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// maxLogSize is the size past which the daemon's log is moved aside (to containerd.log.1) at start.
+const maxLogSize = 64 << 20
+
+func rotateLog(path string) {
+	if st, err := os.Stat(path); err == nil && st.Size() > maxLogSize {
+		_ = os.Rename(path, path+".1")
+	}
 }

@@ -94,3 +94,35 @@ func TestStartFailureIsReported(t *testing.T) {
 		t.Fatalf("Start waited for its context: %v", err)
 	}
 }
+
+// A daemon left running on the directory (by an agent that was killed) is stopped by the next Start,
+// which then runs its own.
+func TestStartStopsStaleDaemon(t *testing.T) {
+	containerdtest.RequireNode(t)
+	dir, err := os.MkdirTemp("", "keelson-ctd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stale, err := containerd.Start(ctx, containerd.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stale.Stop() }()
+	fresh, err := containerd.Start(ctx, containerd.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = fresh.Stop() }()
+	<-stale.Done()
+	conn, err := containerd.Dial(ctx, fresh.Socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+	if fresh.Pid() == stale.Pid() || fresh.Err() != nil {
+		t.Fatalf("fresh daemon pid %d (stale %d), err %v", fresh.Pid(), stale.Pid(), fresh.Err())
+	}
+}
