@@ -126,3 +126,24 @@ func TestStartStopsStaleDaemon(t *testing.T) {
 		t.Fatalf("fresh daemon pid %d (stale %d), err %v", fresh.Pid(), stale.Pid(), fresh.Err())
 	}
 }
+
+// BenchmarkStartStop measures how long a private daemon takes from Start until its CRI answers,
+// plus its Stop.
+func BenchmarkStartStop(b *testing.B) {
+	containerdtest.RequireNode(b)
+	dir, err := os.MkdirTemp("", "keelson-ctd-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	ctx := context.Background()
+	for b.Loop() {
+		p, err := containerd.Start(ctx, containerd.Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
