@@ -12,14 +12,25 @@ K8S_VERSION := v1.37.2
 VERSION_PKG := k8s.io/component-base/version
 KUBECTL_LDFLAGS := -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=37 -X $(VERSION_PKG).gitTreeState=clean
 
-.PHONY: all build kubectl helm k9s run test generate bench deps vet fmt-check clean
+.PHONY: all build images kubectl helm k9s run test generate bench deps vet fmt-check clean
 
 all: build
 
-# deps installs what building and testing need. The control plane needs only Go; the node agent's
-# packages (containerd, runc, nftables, CNI plugins) join this list with the node work.
+# deps installs what building and testing need: Go for everything, and for the node agent Debian's
+# containerd, runc, nftables, CNI plugins, static busybox (the busybox image) and iproute2, installed
+# when one is missing and we are root (the node needs root anyway).
+NODE_PACKAGES := containerd runc nftables containernetworking-plugins busybox-static iproute2
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go is required (https://go.dev/dl)"; exit 1; }
+	@missing=; for c in containerd runc nft busybox ip; do command -v $$c >/dev/null || missing=1; done; \
+	[ -x /usr/lib/cni/bridge ] || missing=1; \
+	if [ -n "$$missing" ]; then \
+		if [ $$(id -u) -eq 0 ]; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_PACKAGES); \
+		else \
+			echo "note: the node agent needs $(NODE_PACKAGES); run make as root to install them"; \
+		fi; \
+	fi
 
 build: deps
 	$(GO) build -o bin/keelson ./cmd/keelson
@@ -37,7 +48,13 @@ k9s: deps
 	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
 	cd hack/k9s && $(GO) build -o ../../bin/k9s github.com/derailed/k9s
 
-run: build
+# images builds the static pause program and writes the pause and busybox image archives into
+# $(DATA_DIR)/agent/images, which the node imports into containerd at start.
+images: build
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/keelson-pause ./cmd/keelson-pause
+	./bin/keelson images build --data-dir $(DATA_DIR) --pause-binary bin/keelson-pause
+
+run: build images
 	./bin/keelson server --data-dir $(DATA_DIR) --secure-port $(PORT)
 
 vet:

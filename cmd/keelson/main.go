@@ -34,6 +34,7 @@ Usage:
   keelson scheduler           the scheduler alone (--kubeconfig)
   keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
                               no container runs on them
+  keelson images build        write the pause and busybox image archives (--data-dir)
   keelson version
 
 Run 'keelson server -h' for the flags.
@@ -56,6 +57,8 @@ func main() {
 		err = runScheduler(ctx, os.Args[2:])
 	case "simulate-nodes":
 		err = runSimulatedNodes(ctx, os.Args[2:])
+	case "images":
+		err = runImages(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(apiserver.GitVersion)
 	case "-h", "--help", "help":
