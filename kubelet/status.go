@@ -91,8 +91,13 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 			}
 		case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, cur.StartedAt))}
-			*cs.Started = true
-			cs.Ready = pod.DeletionTimestamp == nil && cur.Id != "" && sandboxID != ""
+			started, _, hasStartup := w.probeResult(c.Name, cur.Id, startup)
+			*cs.Started = !hasStartup && c.StartupProbe == nil || started
+			ready, _, hasReadiness := w.probeResult(c.Name, cur.Id, readiness)
+			if c.ReadinessProbe == nil {
+				ready, hasReadiness = true, true
+			}
+			cs.Ready = pod.DeletionTimestamp == nil && *cs.Started && hasReadiness && ready
 		case cur.State == runtimeapi.ContainerState_CONTAINER_CREATED:
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
@@ -118,10 +123,6 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 			if prev := state.previous(c.Name); prev != nil && prev.State == runtimeapi.ContainerState_CONTAINER_EXITED {
 				cs.LastTerminationState.Terminated = k.terminated(pod, c, prev)
 			}
-		}
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			// A sidecar counts as ready while it runs.
-			cs.Ready = cs.State.Running != nil && pod.DeletionTimestamp == nil
 		}
 		if cs.State.Running == nil {
 			cs.Ready = false

@@ -95,6 +95,7 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 	if fresh, err := k.observe(ctx, w.uid); err == nil {
 		*state = *fresh
 	}
+	k.syncProbes(ctx, w, pod, state)
 }
 
 func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
@@ -125,6 +126,7 @@ func (k *Kubelet) restartContainer(ctx context.Context, w *podWorker, pod *corev
 		w.backOff.Reset(key)
 	}
 	if w.backOff.IsInBackOffSince(key, finished) {
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
 		return
 	}
 	w.backOff.Next(key, finished)
@@ -163,6 +165,7 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.
 		return
 	}
 	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	k.runPostStart(ctx, pod, c, created.ContainerId)
 }
 
 // ensureImage makes sure the container's image is present, pulling it as the pull policy says,
@@ -214,18 +217,10 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 	return resp.ImageRef, true
 }
 
-// killPod stops the pod's running containers, giving each the grace period, with the Killing
-// event for each, then stops the sandboxes.
+// killPod stops the pod's running containers, each with its preStop hook and the grace
+// period, then stops the sandboxes.
 func (k *Kubelet) killPod(ctx context.Context, pod *corev1.Pod, state *podState, grace int64) {
-	for _, c := range state.containers {
-		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-			continue
-		}
-		if pod != nil && c.Metadata != nil {
-			k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Metadata.Name)
-		}
-		_, _ = k.runtime.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: c.Id, Timeout: grace})
-	}
+	k.killContainers(ctx, pod, state, grace)
 	k.stopSandboxes(ctx, state)
 }
 

@@ -41,6 +41,7 @@ type podWorker struct {
 	waiting map[string]corev1.ContainerStateWaiting
 	// pullFailure is the last pull error per image, for the back-off's message.
 	pullFailure map[string]string
+	probes      probeResults
 }
 
 func newPodWorker(k *Kubelet, uid types.UID, ns, name string) *podWorker {
@@ -95,16 +96,19 @@ func (w *podWorker) sync(ctx context.Context) bool {
 	}
 	switch {
 	case pod == nil:
+		w.stopProbes()
 		// Gone from the API: whatever still runs is stopped and removed at once.
 		w.k.killPod(ctx, nil, state, 0)
 		w.k.removePod(ctx, w.uid, state)
 		return true
 	case pod.DeletionTimestamp != nil:
+		w.stopProbes()
 		w.terminate(ctx, pod, state)
 		return false
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		// Finished: nothing restarts; the sandbox's resources are freed.
+		w.stopProbes()
 		w.k.stopSandboxes(ctx, state)
 		return false
 	}
