@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keelson/keelson/agent"
 	"github.com/keelson/keelson/apis/apiserver"
 	"github.com/keelson/keelson/controllers/certificates"
 	"github.com/keelson/keelson/controllers/controllermanager"
@@ -85,6 +86,10 @@ func runServer(ctx context.Context, name string, args []string) error {
 	maxInflight := fs.Int("max-requests-inflight", 400, "the most read-only requests served at once; more get 429 (0: no limit)")
 	maxMutating := fs.Int("max-mutating-requests-inflight", 200, "the most mutating requests served at once; more get 429 (0: no limit)")
 	disableAgent := fs.Bool("disable-agent", false, "run the control plane only, without the node agent")
+	var agentOpts agent.Options
+	if name == "server" {
+		agentFlags(fs, &agentOpts)
+	}
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	cmOpts := controllermanager.Options{TerminatedPodGCThreshold: podgc.DefaultTerminatedThreshold}
 	if name == "server" {
@@ -98,9 +103,6 @@ func runServer(ctx context.Context, name string, args []string) error {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if name == "server" && !*disableAgent {
-		log.Warn("the node agent is not built yet: running the control plane only, as with --disable-agent")
-	}
 	opts := apiserver.Options{
 		DataDir: *dataDir, BindAddress: *bind, Port: *port, AdvertiseAddress: *advertise,
 		ServiceCIDR: *serviceCIDR, CompactionInterval: *compaction, Log: log,
@@ -132,6 +134,15 @@ func runServer(ctx context.Context, name string, args []string) error {
 			go func() {
 				errc <- scheduler.Run(ctx, cfg, scheduler.Options{Log: log.With("component", "scheduler")})
 			}()
+			if !*disableAgent {
+				agentOpts.DataDir, agentOpts.Log = *dataDir, log.With("component", "agent")
+				if agentOpts.ClusterDNS == "" {
+					if agentOpts.ClusterDNS, err = agent.ClusterDNSAddress(*serviceCIDR); err != nil {
+						return err
+					}
+				}
+				go func() { errc <- agent.Run(ctx, cfg, agentOpts) }()
+			}
 		}
 		fmt.Printf("Keelson is ready (%s). To use it:\n\n  export KUBECONFIG=%s\n\n", time.Since(begin).Round(time.Millisecond), s.KubeconfigPath)
 	case err := <-errc:

@@ -33,6 +33,8 @@ type Cluster struct {
 	cmd  *exec.Cmd
 	port int
 	log  *SyncBuffer
+	// agent is true when the started server runs its node agent.
+	agent bool
 }
 
 // Start returns the cluster named by KUBECONFIG, or starts a Keelson server.
@@ -70,7 +72,14 @@ func tune(cfg *rest.Config) *rest.Config {
 
 func (c *Cluster) launch(bin string) error {
 	c.log = &SyncBuffer{}
-	c.cmd = exec.Command(bin, "server", "--disable-agent", "--data-dir", c.DataDir, "--secure-port", strconv.Itoa(c.port), "--bind-address", "127.0.0.1")
+	args := []string{"server", "--data-dir", c.DataDir, "--secure-port", strconv.Itoa(c.port)}
+	if c.agent {
+		// Pods reach the API server through the kubernetes Service, at the advertised address.
+		args = append(args, "--bind-address", "0.0.0.0")
+	} else {
+		args = append(args, "--disable-agent", "--bind-address", "127.0.0.1")
+	}
+	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
 		return err
@@ -109,7 +118,7 @@ func (c *Cluster) Restart(kill bool) error {
 	return c.launch(bin)
 }
 
-// Stop ends a started server and removes its data.
+// Stop ends a started server and removes its data; a node's containers go with it.
 func (c *Cluster) Stop() {
 	if !c.Keelson || c.cmd == nil {
 		return
@@ -122,6 +131,10 @@ func (c *Cluster) Stop() {
 	case <-time.After(10 * time.Second):
 		_ = c.cmd.Process.Kill()
 		<-done
+	}
+	if c.agent {
+		c.purgeNode()
+		return
 	}
 	_ = os.RemoveAll(c.DataDir)
 }

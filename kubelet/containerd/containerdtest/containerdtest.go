@@ -3,17 +3,13 @@
 package containerdtest
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,6 +39,13 @@ func RequireNode(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a real containerd, runc and CNI plugins")
 	}
+	if err := Install(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Install installs the node's packages with apt-get, once per process, when one is missing.
+func Install() error {
 	installOnce.Do(func() {
 		if !missing() {
 			return
@@ -58,8 +61,9 @@ func RequireNode(t testing.TB) {
 		installOnce.out, installOnce.err = install.CombinedOutput()
 	})
 	if installOnce.err != nil {
-		t.Fatalf("installing %s: %v\n%s", strings.Join(Packages, " "), installOnce.err, installOnce.out)
+		return fmt.Errorf("installing %s: %v\n%s", strings.Join(Packages, " "), installOnce.err, installOnce.out)
 	}
+	return nil
 }
 
 func missing() bool {
@@ -106,10 +110,12 @@ func Start(t testing.TB, opts containerd.Options) *containerd.Process {
 			logTail(t, opts.Dir)
 		}
 		// A test that failed half-way may leave containers behind; their shims outlive the daemon.
-		if n := killShims(p.Socket()); n > 0 {
+		if n := containerd.KillShims(p.Socket()); n > 0 {
 			t.Errorf("%d container shims of the test's containerd were still running after it stopped", n)
 		}
-		unmountUnder(t, dir)
+		if err := containerd.UnmountUnder(dir); err != nil {
+			t.Errorf("unmounting under %s: %v", dir, err)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("removing containerd's directory: %v", err)
 		}
@@ -135,70 +141,4 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// killShims kills the shims serving the daemon at socket (the socket's path is unique to the test,
-// and a shim names it in its -address argument) and the container processes under them; it says
-// how many shims it found.
-func killShims(socket string) int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
-	}
-	parents := map[int]int{}
-	var shims []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			// The fields after the command name (which may hold spaces) start with state and ppid.
-			if i := bytes.LastIndexByte(stat, ')'); i > 0 {
-				if f := strings.Fields(string(stat[i+1:])); len(f) > 1 {
-					parents[pid], _ = strconv.Atoi(f[1])
-				}
-			}
-		}
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.Contains(args[0], "containerd-shim") && slices.Contains(args, socket) {
-			shims = append(shims, pid)
-		}
-	}
-	for _, shim := range shims {
-		for pid, ppid := range parents {
-			if ppid == shim {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		_ = syscall.Kill(shim, syscall.SIGKILL)
-	}
-	return len(shims)
-}
-
-// unmountUnder detaches every mount below dir (container rootfs and sandbox shm mounts), deepest
-// first.
-func unmountUnder(t testing.TB, dir string) {
-	t.Helper()
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
-	for _, m := range mounts {
-		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
-			t.Logf("unmounting %s: %v", m, err)
-		}
-	}
 }

@@ -1,0 +1,126 @@
+// Package agent is the node agent: the container runtime (a private containerd unless one is
+// named), the images the node offers without a registry, the kubelet, the service proxy and
+// the cluster DNS, run together for one node.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/rest"
+
+	"github.com/keelson/keelson/kubelet"
+	"github.com/keelson/keelson/kubelet/containerd"
+	"github.com/keelson/keelson/kubelet/images"
+)
+
+// Options configure a node agent.
+type Options struct {
+	// DataDir is the node's data directory; the agent keeps its state under DataDir/agent.
+	DataDir string
+	// NodeName is the Node to register (default: the host name).
+	NodeName string
+	// NodeIP is the node's address (default: the host's first global IPv4 address).
+	NodeIP net.IP
+	// RuntimeEndpoint is a CRI socket to use; empty starts a private containerd.
+	RuntimeEndpoint string
+	// ClusterDNS is the cluster DNS service address pods resolve through (empty: the host's
+	// resolver) and ClusterDomain its domain.
+	ClusterDNS    string
+	ClusterDomain string
+	Log           *slog.Logger
+}
+
+// Dir is where the agent keeps its state under a data directory.
+func Dir(dataDir string) string { return filepath.Join(dataDir, "agent") }
+
+// ImagesDir is the folder of image archives a node imports at start.
+func ImagesDir(dataDir string) string { return filepath.Join(Dir(dataDir), "images") }
+
+// Run runs the node agent until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		opts.NodeName = host
+	}
+	if opts.NodeIP == nil {
+		ip, err := hostIP()
+		if err != nil {
+			return err
+		}
+		opts.NodeIP = ip
+	}
+	dir := Dir(opts.DataDir)
+	cniConf := filepath.Join(dir, "cni", "net.d")
+	socket := opts.RuntimeEndpoint
+	if socket == "" {
+		proc, err := containerd.Start(ctx, containerd.Options{Dir: filepath.Join(dir, "containerd"), CNIConfDir: cniConf,
+			Log: opts.Log.With("component", "containerd")})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = proc.Stop() }()
+		socket = proc.Socket()
+	}
+	// The node offers the images in its folder of archives; without a registry there is no
+	// other way for a pod's image, the pause image included, to get here.
+	names, err := images.Import(ctx, socket, ImagesDir(opts.DataDir))
+	if err != nil {
+		return fmt.Errorf("importing images: %w", err)
+	}
+	opts.Log.Info("imported images", "count", len(names), "from", ImagesDir(opts.DataDir))
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var dns []string
+		if opts.ClusterDNS != "" {
+			dns = []string{opts.ClusterDNS}
+		}
+		return kubelet.Run(ctx, cfg, kubelet.Options{NodeName: opts.NodeName, NodeIP: opts.NodeIP, RuntimeSocket: socket,
+			RootDir: filepath.Join(dir, "kubelet"), CNIConfDir: cniConf, ClusterDNS: dns, ClusterDomain: opts.ClusterDomain,
+			Log: opts.Log.With("component", "kubelet")})
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// hostIP is the host's first global unicast IPv4 address.
+func hostIP() (net.IP, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP, nil
+		}
+	}
+	return nil, fmt.Errorf("no global IPv4 address on this host: name one with --node-ip")
+}
+
+// ClusterDNSAddress is the cluster DNS service's address: the tenth of the service range, as
+// kubeadm and upstream's conventions place kube-dns.
+func ClusterDNSAddress(serviceCIDR string) (string, error) {
+	_, n, err := net.ParseCIDR(serviceCIDR)
+	if err != nil {
+		return "", err
+	}
+	ip := make(net.IP, len(n.IP))
+	copy(ip, n.IP)
+	ip[len(ip)-1] += 10
+	return ip.String(), nil
+}

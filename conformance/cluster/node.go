@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/keelson/keelson/kubelet/containerd"
+	"github.com/keelson/keelson/kubelet/containerd/containerdtest"
+)
+
+// ErrNeedsRoot is StartNode's answer when a node cannot be started by this user.
+var ErrNeedsRoot = errors.New("a real node needs root: it runs containerd, runc, CNI plugins and nftables")
+
+// StartNode returns the cluster KUBECONFIG names (whose nodes must offer the busybox image), or
+// starts a Keelson server with its node agent: as root, with the node's packages installed
+// when missing and the project's images (pause, busybox) built into its data directory.
+func StartNode() (*Cluster, error) {
+	if os.Getenv("KUBECONFIG") != "" {
+		return Start()
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNeedsRoot
+	}
+	if err := containerdtest.Install(); err != nil {
+		return nil, err
+	}
+	bin, err := Binary("keelson", "./cmd/keelson")
+	if err != nil {
+		return nil, err
+	}
+	pause, err := pauseBinary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "keelson-node-")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, "images", "build", "--data-dir", dir, "--pause-binary", pause).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("keelson images build: %v\n%s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Keelson: true, DataDir: dir, port: port, Kubeconfig: filepath.Join(dir, "admin.kubeconfig"), agent: true}
+	if err := c.launch(bin); err != nil {
+		c.purgeNode()
+		return nil, err
+	}
+	return c, nil
+}
+
+// pauseBinary builds the static pause program into bin/ (BIN_keelson-pause names a prebuilt one).
+func pauseBinary() (string, error) {
+	if p := os.Getenv("BIN_keelson-pause"); p != "" {
+		return p, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(root, "bin", "keelson-pause")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/keelson-pause")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building keelson-pause: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// purgeNode kills what the node's containerd left running and unmounts what its pods left
+// mounted, so that the data directory can go.
+func (c *Cluster) purgeNode() {
+	containerd.KillShims(filepath.Join(c.DataDir, "agent", "containerd", "containerd.sock"))
+	_ = containerd.UnmountUnder(c.DataDir)
+	_ = os.RemoveAll(c.DataDir)
+}
