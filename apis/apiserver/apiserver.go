@@ -223,7 +223,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
-	s.api.SetConnect(connect.New(s.api, sch, kubeletPair, opts.Log))
+	s.api.SetConnect(connect.New(s.api, kubeletPair, opts.Log))
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))
 	s.aggregator = aggregator.New(s.api, proxyCert, opts.Log)
 	s.discovery.Extra = func() ([]metav1.APIGroup, []apidiscoveryv2.APIGroupDiscovery) {

@@ -23,6 +23,7 @@ import (
 	"github.com/keelson/keelson/apis/request"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,7 +39,6 @@ type Objects interface {
 // Handler serves the connect subresources.
 type Handler struct {
 	objects Objects
-	params  runtime.ParameterCodec
 	// kubelet reaches kubelets' APIs with the API server's kubelet client certificate. As
 	// upstream without --kubelet-certificate-authority, the kubelet's serving certificate is
 	// not verified.
@@ -48,13 +48,12 @@ type Handler struct {
 	log    *slog.Logger
 }
 
-// New returns a handler that reads objects from objects, decodes options with scheme, and
-// authenticates to kubelets with clientCert.
-func New(objects Objects, scheme *runtime.Scheme, clientCert tls.Certificate, log *slog.Logger) *Handler {
+// New returns a handler that reads objects from objects and authenticates to kubelets with
+// clientCert.
+func New(objects Objects, clientCert tls.Certificate, log *slog.Logger) *Handler {
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	return &Handler{
 		objects: objects,
-		params:  runtime.NewParameterCodec(scheme),
 		kubelet: &http.Transport{
 			DialContext: dialer.DialContext,
 			TLSClientConfig: &tls.Config{
@@ -128,11 +127,84 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, info request
 	return apierrors.NewNotFound(schema.GroupResource{}, "")
 }
 
+// decode reads the options from the query, as upstream's generated url.Values conversions do
+// (k8s.io/api registers none for these kinds).
 func (h *Handler) decode(r *http.Request, into runtime.Object) error {
-	if err := h.params.DecodeParameters(r.URL.Query(), corev1.SchemeGroupVersion, into); err != nil {
-		return apierrors.NewBadRequest(err.Error())
+	q := query{values: r.URL.Query()}
+	switch o := into.(type) {
+	case *corev1.PodLogOptions:
+		o.Container = q.values.Get("container")
+		o.Follow, o.Previous, o.Timestamps = q.boolean("follow"), q.boolean("previous"), q.boolean("timestamps")
+		o.InsecureSkipTLSVerifyBackend = q.boolean("insecureSkipTLSVerifyBackend")
+		o.SinceSeconds, o.TailLines, o.LimitBytes = q.integer("sinceSeconds"), q.integer("tailLines"), q.integer("limitBytes")
+		if v := q.values.Get("sinceTime"); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				q.fail(err)
+			}
+			o.SinceTime = &metav1.Time{Time: t}
+		}
+		if v, ok := q.values["stream"]; ok && len(v) > 0 {
+			stream := v[0]
+			o.Stream = &stream
+		}
+	case *corev1.PodExecOptions:
+		o.Container, o.Command = q.values.Get("container"), q.values["command"]
+		o.Stdin, o.Stdout, o.Stderr, o.TTY = q.boolean("stdin"), q.boolean("stdout"), q.boolean("stderr"), q.boolean("tty")
+	case *corev1.PodAttachOptions:
+		o.Container = q.values.Get("container")
+		o.Stdin, o.Stdout, o.Stderr, o.TTY = q.boolean("stdin"), q.boolean("stdout"), q.boolean("stderr"), q.boolean("tty")
+	case *corev1.PodPortForwardOptions:
+		for _, v := range q.values["ports"] {
+			for _, p := range strings.Split(v, ",") {
+				n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
+				if err != nil {
+					q.fail(err)
+				}
+				o.Ports = append(o.Ports, int32(n))
+			}
+		}
+	}
+	if q.err != nil {
+		return apierrors.NewBadRequest(q.err.Error())
 	}
 	return nil
+}
+
+// query reads typed query parameters, keeping the first error.
+type query struct {
+	values url.Values
+	err    error
+}
+
+func (q *query) fail(err error) {
+	if q.err == nil {
+		q.err = err
+	}
+}
+
+func (q *query) boolean(name string) bool {
+	v := q.values.Get(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		q.fail(err)
+	}
+	return b
+}
+
+func (q *query) integer(name string) *int64 {
+	v, ok := q.values[name]
+	if !ok || len(v) == 0 {
+		return nil
+	}
+	n, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil {
+		q.fail(err)
+	}
+	return &n
 }
 
 func (h *Handler) pod(namespace, name string) (*corev1.Pod, error) {

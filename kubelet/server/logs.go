@@ -190,27 +190,27 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 	ns, podName, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	opts, err := parseLogOptions(r, time.Now())
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		plainError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	pod := s.pod(ns, podName)
 	if pod == nil {
-		http.Error(w, fmt.Sprintf("pod %q cannot be found - no logs available", podName), http.StatusNotFound)
+		plainError(w, fmt.Sprintf("pod %q cannot be found - no logs available", podName), http.StatusNotFound)
 		return
 	}
 	id, err := logContainerID(pod, container, opts.previous)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		plainError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	st, err := s.cfg.Runtime.ContainerStatus(r.Context(), &runtimeapi.ContainerStatusRequest{ContainerId: id})
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		plainError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	f, err := os.Open(st.Status.LogPath)
 	if err != nil {
-		http.Error(w, fmt.Sprintf("failed to open log file %q: %v", st.Status.LogPath, err), http.StatusBadRequest)
+		plainError(w, fmt.Sprintf("failed to open log file %q: %v", st.Status.LogPath, err), http.StatusBadRequest)
 		return
 	}
 	defer f.Close()

@@ -72,7 +72,7 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		if _, err := httpstream.Handshake(r, w, []string{portforward.PortForwardProtocolV1Name}); err != nil {
-			http.Error(w, err.Error(), http.StatusForbidden)
+			plainError(w, err.Error(), http.StatusForbidden)
 			return
 		}
 		if conn = spdy.NewResponseUpgrader().UpgradeResponse(w, r, accept); conn == nil {

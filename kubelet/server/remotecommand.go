@@ -54,7 +54,7 @@ func parseStreamOptions(r *http.Request) (streamOptions, error) {
 func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 	opts, err := parseStreamOptions(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		plainError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	id, err := s.runningContainer(r.Context(), r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container"))
@@ -74,7 +74,7 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
 	opts, err := parseStreamOptions(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		plainError(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	id, err := s.runningContainer(r.Context(), r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container"))
@@ -348,7 +348,7 @@ var remoteCommandSPDYProtocols = []string{
 func acceptSPDYStreams(w http.ResponseWriter, r *http.Request, opts streamOptions) (*callerStreams, error) {
 	protocol, err := httpstream.Handshake(r, w, remoteCommandSPDYProtocols)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusForbidden)
+		plainError(w, err.Error(), http.StatusForbidden)
 		return nil, err
 	}
 	if protocol == "" {

@@ -126,12 +126,12 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			plainError(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
 		subject := r.TLS.VerifiedChains[0][0].Subject
 		if subject.CommonName != APIServerClientName && !slices.Contains(subject.Organization, groupMasters) {
-			http.Error(w, fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource(s)=[proxy])", subject.CommonName, verbOf(r)), http.StatusForbidden)
+			plainError(w, fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource(s)=[proxy])", subject.CommonName, verbOf(r)), http.StatusForbidden)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -221,9 +221,9 @@ func writeError(w http.ResponseWriter, err error) {
 	var nf errNotFound
 	switch {
 	case errors.As(err, &nf):
-		http.Error(w, err.Error(), http.StatusNotFound)
+		plainError(w, err.Error(), http.StatusNotFound)
 	default:
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		plainError(w, err.Error(), http.StatusInternalServerError)
 	}
 }
 
@@ -232,3 +232,12 @@ const (
 	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
 )
+
+// plainError answers with msg as the whole body, as upstream's kubelet does (no newline added:
+// the API server passes the body on as the error's message).
+func plainError(w http.ResponseWriter, msg string, code int) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(msg))
+}
