@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,12 +18,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keelson/keelson/conformance/cluster"
 	"github.com/keelson/keelson/kubelet"
+	"github.com/keelson/keelson/pki"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The end-to-end test runs a real node: a Keelson control plane, a private containerd and the
@@ -227,18 +231,7 @@ func TestKubectlStreamsEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { cmdCancel(); _ = cmd.Wait() }()
-		sc := bufio.NewScanner(out)
-		port := ""
-		re := regexp.MustCompile(`^Forwarding from 127\.0\.0\.1:(\d+) -> 8080$`)
-		for port == "" && sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				port = m[1]
-			}
-		}
-		if port == "" {
-			t.Fatalf("kubectl port-forward printed no local port; stderr %q", errOut.String())
-		}
-		go func() { _, _ = io.Copy(io.Discard, out) }()
+		port := forwardedPort(t, out, &errOut)
 		for i := range 3 {
 			resp, err := http.Get("http://127.0.0.1:" + port + "/index.html")
 			if err != nil {
@@ -259,6 +252,147 @@ func TestKubectlStreamsEndToEnd(t *testing.T) {
 		// -q leaves out kubectl's own notices about the session.
 		if got := succeed(t, "hello\nworld\n", "attach", "-q", "-i", "attached"); got != "got hello\ngot world\n" {
 			t.Fatalf("kubectl attach -i: %q", got)
+		}
+	})
+
+	t.Run("WebSocket first, no fallback", func(t *testing.T) {
+		// kubectl's verbose log names the protocol it settled on.
+		out, errOut, code := kctl(t, "", "-v=4", "exec", "streams", "-c", "main", "--", "echo", "ws")
+		if code != 0 || out != "ws\n" || !strings.Contains(errOut, `"Subprotocol negotiated" protocol="v5.channel.k8s.io"`) || strings.Contains(errOut, "fallback") {
+			t.Fatalf("kubectl exec: exit %d, stdout %q, log:\n%s", code, out, errOut)
+		}
+		cmdCtx, cmdCancel := context.WithCancel(ctx)
+		defer cmdCancel()
+		cmd := kc.Command(cmdCtx, nil, "", "-v=4", "port-forward", "pod/streams", ":8080")
+		var log cluster.SyncBuffer
+		cmd.Stderr = &log
+		pipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmdCancel(); _ = cmd.Wait() }()
+		port := forwardedPort(t, pipe, &log)
+		resp, err := http.Get("http://127.0.0.1:" + port + "/index.html")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if l := log.String(); !strings.Contains(l, `"Negotiation complete" protocol="portforward.k8s.io"`) || strings.Contains(l, "fallback") {
+			t.Fatalf("kubectl port-forward did not tunnel over WebSocket:\n%s", l)
+		}
+	})
+
+	// kubectl falls back to SPDY when the server refuses WebSockets; the same streams work when
+	// it is told to use SPDY from the start.
+	spdyOnly := []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false", "KUBECTL_PORT_FORWARD_WEBSOCKETS=false"}
+
+	t.Run("exec over SPDY", func(t *testing.T) {
+		cmdCtx, cmdCancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cmdCancel()
+		cmd := kc.Command(cmdCtx, spdyOnly, "over spdy", "exec", "-i", "streams", "-c", "main", "--", "sh", "-c", "cat; printf '\\377'; exit 7")
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 7 || o.String() != "over spdy\xff" || e.String() != "command terminated with exit code 7\n" {
+			t.Fatalf("kubectl exec over SPDY: %v, stdout %q, stderr %q", err, o.String(), e.String())
+		}
+	})
+
+	t.Run("port-forward over SPDY", func(t *testing.T) {
+		cmdCtx, cmdCancel := context.WithCancel(ctx)
+		defer cmdCancel()
+		cmd := kc.Command(cmdCtx, spdyOnly, "", "port-forward", "pod/streams", ":8080")
+		var errOut cluster.SyncBuffer
+		cmd.Stderr = &errOut
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmdCancel(); _ = cmd.Wait() }()
+		port := forwardedPort(t, out, &errOut)
+		resp, err := http.Get("http://127.0.0.1:" + port + "/index.html")
+		if err != nil {
+			t.Fatalf("through the forward: %v; kubectl stderr %q", err, errOut.String())
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(body) != "forwarded bytes\n" || errOut.String() != "" {
+			t.Fatalf("through the forward got %q; kubectl stderr %q", body, errOut.String())
+		}
+	})
+
+	t.Run("run --rm -i", func(t *testing.T) {
+		out := succeed(t, "piped in\n", "run", "runner", "-q", "-i", "--rm", "--restart=Never", "--image=docker.io/library/busybox:latest",
+			"--image-pull-policy=IfNotPresent", "--", "sh", "-c", "read l; echo \"read: $l\"")
+		if !strings.HasPrefix(out, "read: piped in\n") {
+			t.Fatalf("kubectl run --rm -i: %q", out)
+		}
+	})
+
+	t.Run("API errors", func(t *testing.T) {
+		cases := []struct{ path, want string }{
+			{"/api/v1/namespaces/default/pods/streams/log", "Error from server (BadRequest): a container name must be specified for pod streams, choose one of: [main ticker]"},
+			{"/api/v1/namespaces/default/pods/streams/log?container=nope", "Error from server (BadRequest): container nope is not valid for pod streams"},
+			{"/api/v1/namespaces/default/pods/streams/log?container=main&previous=true", `Error from server (BadRequest): previous terminated container "main" in pod "streams" not found`},
+			{"/api/v1/namespaces/default/pods/streams/log?container=main&tailLines=-1", `The PodLogOptions "streams" is invalid: tailLines: Invalid value: -1: must be greater than or equal to 0`},
+			{"/api/v1/namespaces/default/pods/missing/log", `Error from server (NotFound): pods "missing" not found`},
+			{"/api/v1/namespaces/default/services/missing/proxy/", `Error from server (NotFound): services "missing" not found`},
+		}
+		for _, tc := range cases {
+			_, errOut, code := kctl(t, "", "get", "--raw", tc.path)
+			if code == 0 || strings.TrimSpace(errOut) != tc.want {
+				t.Errorf("GET %s: exit %d, stderr %q, want %q", tc.path, code, errOut, tc.want)
+			}
+		}
+	})
+
+	t.Run("kubelet API authentication", func(t *testing.T) {
+		node, err := c.Clientset().CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := fmt.Sprintf("https://%s/pods", net.JoinHostPort(nodeIP.String(), strconv.Itoa(int(node.Status.DaemonEndpoints.KubeletEndpoint.Port))))
+		bundle, err := pki.Load(filepath.Join(c.DataDir, "pki"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		identity := func(name, user string, groups []string) []tls.Certificate {
+			certPath, keyPath, err := bundle.ClientPair(name, user, groups)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return []tls.Certificate{pair}
+		}
+		for _, tc := range []struct {
+			name  string
+			certs []tls.Certificate
+			code  int
+		}{
+			{"no certificate", nil, http.StatusUnauthorized},
+			{"another user", identity("stream-test-jane", "jane", []string{"developers"}), http.StatusForbidden},
+			{"an admin", identity("stream-test-admin", "root-admin", []string{"system:masters"}), http.StatusOK},
+			{"the API server", identity("stream-test-apiserver", "kube-apiserver-kubelet-client", nil), http.StatusOK},
+		} {
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: tc.certs, InsecureSkipVerify: true}}}
+			resp, err := client.Get(url)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, tc.code)
+			}
 		}
 	})
 
@@ -312,6 +446,22 @@ spec:
     stdinOnce: true
     command: ["sh", "-c", "while read l; do echo got $l; done"]
 `
+
+// forwardedPort reads kubectl port-forward's output up to the local port it listens on, and
+// drains the rest.
+func forwardedPort(t *testing.T, out io.Reader, errOut *cluster.SyncBuffer) string {
+	t.Helper()
+	sc := bufio.NewScanner(out)
+	re := regexp.MustCompile(`^Forwarding from 127\.0\.0\.1:(\d+) -> 8080$`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			go func() { _, _ = io.Copy(io.Discard, out) }()
+			return m[1]
+		}
+	}
+	t.Fatalf("kubectl port-forward printed no local port; stderr %q", errOut.String())
+	return ""
+}
 
 // ensurePackages installs what the node needs when it is missing, as on a fresh Debian.
 func ensurePackages(t *testing.T) {
@@ -445,4 +595,3 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
-

@@ -8,13 +8,13 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/apimachinery/pkg/util/httpstream/spdy"
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	spdytransport "k8s.io/client-go/transport/spdy"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/streaming/pkg/httpstream"
+	"k8s.io/streaming/pkg/httpstream/spdy"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
 // tunnelingProtocol is the WebSocket subprotocol under which a caller speaks SPDY port-forward
@@ -45,7 +45,7 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	remote, _, err := spdytransport.NewDialer(up, &http.Client{Transport: rt}, http.MethodPost, u).Dial(portforward.PortForwardProtocolV1Name)
+	remote, _, err := spdytransport.NewDialerForStreaming(up, &http.Client{Transport: rt}, http.MethodPost, u).Dial(portforward.PortForwardProtocolV1Name)
 	if err != nil {
 		writeError(w, err)
 		return
