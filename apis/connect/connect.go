@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
 // Objects reads the stored objects the handlers need; they are shared and never modified.
@@ -341,6 +342,14 @@ func (h *Handler) serveLog(w http.ResponseWriter, r *http.Request, info request.
 	defer resp.Body.Close()
 	if err := checkResponse(resp, schema.GroupResource{Resource: "pods/log"}, info.Name); err != nil {
 		return err
+	}
+	if wsstream.IsWebSocketRequest(r) {
+		// Upstream streams to a WebSocket client one message per read (binary.k8s.io, or
+		// base64.binary.k8s.io), pinging it as it goes.
+		if err := wsstream.NewReader(resp.Body, true, wsstream.NewDefaultReaderProtocols()).Copy(w, r); err != nil {
+			h.log.Debug("streaming a log over WebSocket", "pod", info.Namespace+"/"+info.Name, "err", err)
+		}
+		return nil
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusOK)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +27,11 @@ import (
 	"github.com/keelson/keelson/conformance/cluster"
 	"github.com/keelson/keelson/kubelet"
 	"github.com/keelson/keelson/pki"
+	xwebsocket "golang.org/x/net/websocket"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
 )
 
 // The end-to-end test runs a real node: a Keelson control plane, a private containerd and the
@@ -396,6 +401,101 @@ func TestKubectlStreamsEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("exec with a terminal and resize", func(t *testing.T) {
+		u, err := url.Parse(c.Config.Host + "/api/v1/namespaces/default/pods/streams/exec?container=main&stdout=true&tty=true" +
+			"&command=sh&command=-c&command=" + url.QueryEscape(`while [ "$(stty size 2>/dev/null)" != "45 123" ]; do sleep 0.1; done; echo sized; exit 4`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, err := remotecommand.NewWebSocketExecutor(c.Config, http.MethodGet, u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		spdy, err := remotecommand.NewSPDYExecutor(c.Config, http.MethodPost, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, executor := range map[string]remotecommand.Executor{"WebSocket": ws, "SPDY": spdy} {
+			execCtx, execCancel := context.WithTimeout(ctx, time.Minute)
+			var out bytes.Buffer
+			err := executor.StreamWithContext(execCtx, remotecommand.StreamOptions{Stdout: &out, Tty: true, TerminalSizeQueue: &oneSize{size: &remotecommand.TerminalSize{Width: 123, Height: 45}}})
+			execCancel()
+			var exitErr utilexec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitStatus() != 4 || out.String() != "sized\r\n" {
+				t.Errorf("%s: %v, output %q", name, err, out.String())
+			}
+		}
+	})
+
+	t.Run("services proxy", func(t *testing.T) {
+		succeed(t, serviceManifest, "apply", "-f", "-")
+		for _, path := range []string{"/api/v1/namespaces/default/services/web:http/proxy/index.html", "/api/v1/namespaces/default/services/http:web:80/proxy/index.html"} {
+			// The Service's endpoints are published by the controllers; wait for them.
+			var out, errOut string
+			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				var code int
+				if out, errOut, code = kctl(t, "", "get", "--raw", path); code == 0 {
+					break
+				}
+			}
+			if out != "forwarded bytes\n" {
+				t.Fatalf("services/proxy %s: %q, stderr %q", path, out, errOut)
+			}
+		}
+	})
+
+	// The upstream conformance suite reads exec output (channel.k8s.io) and logs (binary.k8s.io)
+	// over plain WebSockets.
+	t.Run("conformance suite WebSockets", func(t *testing.T) {
+		read := func(path string, protocol string) [][]byte {
+			t.Helper()
+			tlsConfig, err := rest.TLSConfigFor(c.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := xwebsocket.NewConfig(strings.Replace(c.Config.Host, "https://", "wss://", 1)+path, "http://localhost")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Protocol, cfg.TlsConfig = []string{protocol}, tlsConfig
+			ws, err := xwebsocket.DialConfig(cfg)
+			if err != nil {
+				t.Fatalf("%s over %s: %v", path, protocol, err)
+			}
+			defer ws.Close()
+			var msgs [][]byte
+			for {
+				var msg []byte
+				if err := xwebsocket.Message.Receive(ws, &msg); err != nil {
+					if err != io.EOF {
+						t.Fatalf("%s over %s: %v", path, protocol, err)
+					}
+					return msgs
+				}
+				msgs = append(msgs, msg)
+			}
+		}
+		var stdout []byte
+		for _, m := range read("/api/v1/namespaces/default/pods/streams/exec?container=main&stdout=1&stderr=1&command=echo&command=remote+execution+test", "channel.k8s.io") {
+			if len(m) > 1 && m[0] != 1 {
+				t.Fatalf("exec over channel.k8s.io: a message on channel %d: %q", m[0], m[1:])
+			}
+			if len(m) > 0 && m[0] == 1 {
+				stdout = append(stdout, m[1:]...)
+			}
+		}
+		if string(stdout) != "remote execution test\n" {
+			t.Fatalf("exec over channel.k8s.io: stdout %q", stdout)
+		}
+		var logs []byte
+		for _, m := range read("/api/v1/namespaces/default/pods/streams/log?container=main", "binary.k8s.io") {
+			logs = append(logs, m...)
+		}
+		if !strings.HasPrefix(string(logs), "line1\n") {
+			t.Fatalf("logs over binary.k8s.io: %q", logs)
+		}
+	})
+
 	t.Run("pods proxy", func(t *testing.T) {
 		if got := succeed(t, "", "get", "--raw", "/api/v1/namespaces/default/pods/streams:8080/proxy/index.html"); got != "forwarded bytes\n" {
 			t.Fatalf("pods/proxy: %q", got)
@@ -417,6 +517,8 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: streams
+  labels:
+    app: streams
 spec:
   terminationGracePeriodSeconds: 1
   containers:
@@ -461,6 +563,29 @@ func forwardedPort(t *testing.T, out io.Reader, errOut *cluster.SyncBuffer) stri
 	}
 	t.Fatalf("kubectl port-forward printed no local port; stderr %q", errOut.String())
 	return ""
+}
+
+const serviceManifest = `
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: streams
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+`
+
+// oneSize is a terminal that has one size.
+type oneSize struct{ size *remotecommand.TerminalSize }
+
+func (q *oneSize) Next() *remotecommand.TerminalSize {
+	s := q.size
+	q.size = nil
+	return s
 }
 
 // ensurePackages installs what the node needs when it is missing, as on a fresh Debian.

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestParseCRILine(t *testing.T) {
@@ -119,5 +122,55 @@ func TestCopyLogFollowEndsWhenContainerStops(t *testing.T) {
 	}
 	if out.String() != "four\n" {
 		t.Fatalf("got %q", out.String())
+	}
+}
+
+func TestLogContainerID(t *testing.T) {
+	pod := func(st corev1.ContainerStatus) *corev1.Pod {
+		st.Name = "c"
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{st}}}
+	}
+	terminated := func(id string) *corev1.ContainerStateTerminated {
+		return &corev1.ContainerStateTerminated{ContainerID: id, ExitCode: 1}
+	}
+	cases := []struct {
+		name     string
+		pod      *corev1.Pod
+		previous bool
+		wantID   string
+		wantErr  string
+	}{
+		{name: "running", pod: pod(corev1.ContainerStatus{ContainerID: "containerd://abc", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}), wantID: "abc"},
+		{name: "previous", previous: true, wantID: "old",
+			pod: pod(corev1.ContainerStatus{ContainerID: "containerd://abc", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+				LastTerminationState: corev1.ContainerState{Terminated: terminated("containerd://old")}})},
+		{name: "no previous", previous: true, wantErr: `previous terminated container "c" in pod "p" not found`,
+			pod: pod(corev1.ContainerStatus{ContainerID: "containerd://abc", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})},
+		{name: "terminated", wantID: "done", pod: pod(corev1.ContainerStatus{State: corev1.ContainerState{Terminated: terminated("containerd://done")}})},
+		{name: "waiting after a run shows the last one", wantID: "old",
+			pod: pod(corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+				LastTerminationState: corev1.ContainerState{Terminated: terminated("containerd://old")}})},
+		{name: "creating", wantErr: `container "c" in pod "p" is waiting to start: ContainerCreating`,
+			pod: pod(corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}})},
+		{name: "image pull", wantErr: `container "c" in pod "p" is waiting to start: image can't be pulled`,
+			pod: pod(corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull"}}})},
+		{name: "image pull back-off", wantErr: `container "c" in pod "p" is waiting to start: trying and failing to pull image`,
+			pod: pod(corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}})},
+		{name: "no state yet", wantErr: `container "c" in pod "p" is waiting to start - no logs yet`, pod: pod(corev1.ContainerStatus{})},
+		{name: "no status", wantErr: `container "c" in pod "p" is not available`, pod: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := logContainerID(tc.pod, "c", tc.previous)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("got %q, %v; want error %q", id, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || id != tc.wantID {
+				t.Fatalf("got %q, %v; want %q", id, err, tc.wantID)
+			}
+		})
 	}
 }
