@@ -178,6 +178,33 @@ func TestKubectlStreamsEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("logs previous", func(t *testing.T) {
+		succeed(t, restarterManifest, "apply", "-f", "-")
+		succeed(t, "", "wait", "--for=jsonpath={.status.containerStatuses[0].restartCount}=1", "pod/restarter", "--timeout=120s")
+		succeed(t, "", "wait", "--for=condition=Ready", "pod/restarter", "--timeout=120s")
+		if got := succeed(t, "", "logs", "restarter", "--previous"); got != "first run\n" {
+			t.Fatalf("kubectl logs --previous: %q", got)
+		}
+		if got := succeed(t, "", "logs", "restarter"); got != "second run\n" {
+			t.Fatalf("kubectl logs after a restart: %q", got)
+		}
+	})
+
+	t.Run("logs follow ends with the container", func(t *testing.T) {
+		succeed(t, finisherManifest, "apply", "-f", "-")
+		// Until its container starts, the log is refused; once it has, -f returns when it ends.
+		var out, errOut string
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var code int
+			if out, errOut, code = kctl(t, "", "logs", "-f", "finisher"); code == 0 {
+				break
+			}
+		}
+		if out != "a\nb\n" {
+			t.Fatalf("kubectl logs -f finisher: %q, stderr %q", out, errOut)
+		}
+	})
+
 	t.Run("exec output bytes", func(t *testing.T) {
 		got := succeed(t, "", "exec", "streams", "-c", "main", "--", "printf", `a\000b\377\n\r`)
 		if got != "a\x00b\xff\n\r" {
@@ -564,6 +591,40 @@ func forwardedPort(t *testing.T, out io.Reader, errOut *cluster.SyncBuffer) stri
 	t.Fatalf("kubectl port-forward printed no local port; stderr %q", errOut.String())
 	return ""
 }
+
+const restarterManifest = `
+apiVersion: v1
+kind: Pod
+metadata:
+  name: restarter
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: docker.io/library/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "if [ -e /data/ran ]; then echo second run; exec sleep 100000; fi; touch /data/ran; echo first run; exit 1"]
+    volumeMounts:
+    - name: data
+      mountPath: /data
+  volumes:
+  - name: data
+    emptyDir: {}
+`
+
+const finisherManifest = `
+apiVersion: v1
+kind: Pod
+metadata:
+  name: finisher
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: docker.io/library/busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo a; sleep 2; echo b"]
+`
 
 const serviceManifest = `
 apiVersion: v1

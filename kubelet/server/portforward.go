@@ -52,10 +52,16 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 	}
 	defer remote.Close()
 
-	streams := make(chan httpstream.Stream, 16)
+	streams := make(chan httpstream.Stream)
+	done := make(chan struct{}) // closed when this handler stops taking streams
+	defer close(done)
 	accept := func(st httpstream.Stream, _ <-chan struct{}) error {
-		streams <- st
-		return nil
+		select {
+		case streams <- st:
+			return nil
+		case <-done:
+			return errors.New("port-forward ended")
+		}
 	}
 	var conn httpstream.Connection
 	if wsstream.IsWebSocketRequestWithTunnelingProtocol(r) {
@@ -84,7 +90,12 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 	type pair struct{ data, errs httpstream.Stream }
 	pairs := map[string]*pair{}
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		// Closing both connections resets their streams, which ends the forwards.
+		_ = remote.Close()
+		_ = conn.Close()
+		wg.Wait()
+	}()
 	for {
 		select {
 		case <-conn.CloseChan():

@@ -356,8 +356,12 @@ func acceptSPDYStreams(w http.ResponseWriter, r *http.Request, opts streamOption
 	}
 	streams := make(chan httpstream.Stream, 8)
 	conn := spdy.NewResponseUpgrader().UpgradeResponse(w, r, func(st httpstream.Stream, _ <-chan struct{}) error {
-		streams <- st
-		return nil
+		select {
+		case streams <- st:
+			return nil
+		default:
+			return errors.New("unexpected stream") // more streams than the protocol has
+		}
 	})
 	if conn == nil {
 		return nil, errors.New("SPDY upgrade failed")

@@ -182,7 +182,7 @@ func (e errNotFound) Error() string { return string(e) }
 func (s *Server) runningContainer(ctx context.Context, namespace, podName, container string) (string, error) {
 	pod := s.pod(namespace, podName)
 	if pod == nil {
-		return "", errNotFound(fmt.Sprintf("pod %s/%s not found", namespace, podName))
+		return "", errNotFound("pod does not exist")
 	}
 	resp, err := s.cfg.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
 		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
@@ -201,7 +201,7 @@ func (s *Server) runningContainer(ctx context.Context, namespace, podName, conta
 func (s *Server) sandbox(ctx context.Context, namespace, podName string) (string, error) {
 	pod := s.pod(namespace, podName)
 	if pod == nil {
-		return "", errNotFound(fmt.Sprintf("pod %s/%s not found", namespace, podName))
+		return "", errNotFound("pod does not exist")
 	}
 	resp, err := s.cfg.Runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
 		State:         &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
