@@ -10,6 +10,7 @@ package kubelet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,7 +59,15 @@ type Options struct {
 	ClusterDomain string
 	// Labels are added to the Node's labels.
 	Labels map[string]string
-	Log    *slog.Logger
+	// Port is the kubelet API's port (upstream's 10250 when zero; -1 picks a free one).
+	Port int
+	// ServingCertificate is the kubelet API's certificate; nil makes a self-signed one for the
+	// node's name and IP under RootDir/pki, as upstream does.
+	ServingCertificate *tls.Certificate
+	// ClientCA is the PEM of the CA that signs the certificates of the API's clients (the
+	// cluster CA). Without it the kubelet serves no API.
+	ClientCA []byte
+	Log      *slog.Logger
 }
 
 // Kubelet runs the pods bound to one node.
@@ -77,6 +86,8 @@ type Kubelet struct {
 
 	runtimeVersion string
 	podCIDR        string
+	// apiPort is the port the kubelet API listens on, as the Node reports it.
+	apiPort int
 
 	mu      sync.Mutex // guards workers
 	workers map[types.UID]*podWorker
@@ -119,6 +130,15 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("kubelet: container runtime at %s: %w", opts.RuntimeSocket, err)
 	}
 	k.runtimeVersion = v.RuntimeName + "://" + v.RuntimeVersion
+
+	// The API listens before the Node is registered, so that the port it reports is taken.
+	apiListener, err := k.listenAPI()
+	if err != nil {
+		return err
+	}
+	if apiListener != nil {
+		defer apiListener.Close()
+	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -165,7 +185,22 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			}
 		}
 	}
-	k.log.Info("kubelet running", "node", opts.NodeName, "runtime", k.runtimeVersion, "podCIDR", k.podCIDR)
+	if apiListener != nil {
+		api, err := k.apiServer()
+		if err != nil {
+			return err
+		}
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		apiCtx, stopAPI := context.WithCancel(ctx)
+		defer stopAPI()
+		wg.Go(func() {
+			if err := api.Serve(apiCtx, apiListener); err != nil {
+				k.log.Error("kubelet API stopped", "err", err)
+			}
+		})
+	}
+	k.log.Info("kubelet running", "node", opts.NodeName, "runtime", k.runtimeVersion, "podCIDR", k.podCIDR, "port", k.apiPort)
 	if err := k.adoptOrphans(ctx); err != nil {
 		k.log.Warn("cleaning up containers of pods that are gone", "err", err)
 	}

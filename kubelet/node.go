@@ -106,7 +106,7 @@ func (k *Kubelet) nodeStatus(hostname string, old *corev1.NodeStatus) corev1.Nod
 			{Type: corev1.NodeInternalIP, Address: k.opts.NodeIP.String()},
 			{Type: corev1.NodeHostName, Address: hostname},
 		},
-		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: kubeletPort}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(k.apiPort)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			MachineID: readTrimmed("/etc/machine-id"), SystemUUID: readTrimmed("/sys/class/dmi/id/product_uuid"),
 			BootID: readTrimmed("/proc/sys/kernel/random/boot_id"), KernelVersion: kernelVersion(), OSImage: osImage(),

@@ -17,6 +17,15 @@ import (
 // extension API servers, upstream's --proxy-client-cert-file, and the one allowed name.
 const frontProxyClient = "front-proxy-client"
 
+// The API server's client certificate toward kubelets (upstream's --kubelet-client-certificate,
+// as kubeadm makes it): stored as apiserver-kubelet-client.crt/.key under the pki directory and
+// signed by the cluster CA, which kubelets trust for their clients.
+const (
+	kubeletClient      = "apiserver-kubelet-client"
+	kubeletClientName  = "kube-apiserver-kubelet-client"
+	kubeletClientGroup = "kubeadm:cluster-admins"
+)
+
 // AuthenticationConfigMap is the kube-system ConfigMap extension API servers read to
 // authenticate clients and the front proxy.
 const AuthenticationConfigMap = "extension-apiserver-authentication"

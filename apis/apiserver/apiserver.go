@@ -23,6 +23,7 @@ import (
 	"github.com/keelson/keelson/apis/aggregator"
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/catalogue"
+	"github.com/keelson/keelson/apis/connect"
 	"github.com/keelson/keelson/apis/discovery"
 	"github.com/keelson/keelson/apis/metrics"
 	"github.com/keelson/keelson/apis/openapi"
@@ -216,6 +217,15 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 		saadmission.New(s.api).BeforeCreate, priority.New(s.api).BeforeCreate)})
 	s.api.SetHooks(schema.GroupResource{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}, rest.Hooks{BeforeCreate: strategy.CSRRequester})
 	s.alloc = alloc
+	kubeletCert, kubeletKey, err := s.bundle.ClientPair(kubeletClient, kubeletClientName, []string{kubeletClientGroup})
+	if err != nil {
+		return err
+	}
+	kubeletPair, err := tls.LoadX509KeyPair(kubeletCert, kubeletKey)
+	if err != nil {
+		return err
+	}
+	s.api.SetConnect(connect.New(s.api, kubeletPair, opts.Log))
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))
 	s.aggregator = aggregator.New(s.api, proxyCert, opts.Log)
 	s.discovery.Extra = func() ([]metav1.APIGroup, []apidiscoveryv2.APIGroupDiscovery) {

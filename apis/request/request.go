@@ -59,8 +59,9 @@ func Parse(r *http.Request) (info Info, ok bool) {
 	if len(parts) > 2 {
 		info.Subresource = parts[2]
 	}
-	if len(parts) > 3 {
-		// Only proxy subresources take a longer path; they are handled elsewhere.
+	if len(parts) > 3 && parts[2] != "proxy" {
+		// Only proxy subresources take a longer path: the rest is the path proxied to. Any
+		// other names no subresource.
 		info.Subresource = strings.Join(parts[2:], "/")
 	}
 	isWatch := watchPath || r.URL.Query().Get("watch") == "true" || r.URL.Query().Get("watch") == "1"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keelson/keelson/apis/admission/resourcequota"
 	"github.com/keelson/keelson/apis/catalogue"
+	"github.com/keelson/keelson/apis/connect"
 	"github.com/keelson/keelson/apis/printers"
 	"github.com/keelson/keelson/apis/request"
 	"github.com/keelson/keelson/apis/serviceaccount"
@@ -77,6 +78,9 @@ type API struct {
 	quota     *resourcequota.Admission
 
 	typeConverter managedfields.TypeConverter
+
+	// connect serves the subresources that reach nodes and pods; nil serves them as unavailable.
+	connect *connect.Handler
 
 	fieldManagers fieldManagers
 }
@@ -189,6 +193,10 @@ func Chain(hooks ...func(ctx context.Context, obj runtime.Object, dryRun bool) (
 		return undoAll, nil
 	}
 }
+
+// SetConnect installs the handler of the subresources that reach nodes and pods (pods/log,
+// exec, attach, portforward, the proxies); call before serving.
+func (a *API) SetConnect(c *connect.Handler) { a.connect = c }
 
 // SetHooks installs a resource's hooks; call before serving.
 func (a *API) SetHooks(gr schema.GroupResource, h Hooks) { a.hooks[gr] = h }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/keelson/keelson/apis/catalogue"
+	"github.com/keelson/keelson/apis/connect"
 	"github.com/keelson/keelson/apis/request"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -26,6 +27,12 @@ type handler struct {
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	if h.connect != nil && connect.Serves(h.info.Resource, h.info.Subresource) && h.res.Group == "" {
+		if err := h.connect.ServeHTTP(w, r, h.info); err != nil {
+			h.writeError(w, r, err)
+		}
+		return
+	}
 	out, err := negotiate(h.codecs, r)
 	if err != nil {
 		h.writeError(w, r, err)
