@@ -34,7 +34,12 @@ type Options struct {
 	// resolver) and ClusterDomain its domain.
 	ClusterDNS    string
 	ClusterDomain string
-	Log           *slog.Logger
+	// ClientCA is the PEM of the CA whose client certificates (the API server's, admins') may
+	// use the kubelet's API; without it the kubelet serves none.
+	ClientCA []byte
+	// KubeletPort is the kubelet API's port (0: 10250; -1: any free one).
+	KubeletPort int
+	Log         *slog.Logger
 }
 
 // Dir is where the agent keeps its state under a data directory.
@@ -89,7 +94,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 		return kubelet.Run(ctx, cfg, kubelet.Options{NodeName: opts.NodeName, NodeIP: opts.NodeIP, RuntimeSocket: socket,
 			RootDir: filepath.Join(dir, "kubelet"), CNIConfDir: cniConf, ClusterDNS: dns, ClusterDomain: opts.ClusterDomain,
-			Log: opts.Log.With("component", "kubelet")})
+			ClientCA: opts.ClientCA, Port: opts.KubeletPort, Log: opts.Log.With("component", "kubelet")})
 	})
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {

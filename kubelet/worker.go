@@ -143,21 +143,32 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, state *podSt
 
 // writeStatus writes the pod's status as the runtime shows it, when it changed.
 func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, state *podState) {
-	status := w.k.podStatus(w, pod, state)
-	if w.lastStatus != nil && statusEqual(w.lastStatus, &status) && statusEqual(&pod.Status, &status) {
-		return
-	}
-	updated := pod.DeepCopy()
-	updated.Status = status
-	got, err := w.k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
-	if err != nil {
-		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			w.k.log.Warn("writing pod status", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	for attempt := 0; attempt < 3; attempt++ {
+		status := w.k.podStatus(w, pod, state)
+		if w.lastStatus != nil && statusEqual(w.lastStatus, &status) && statusEqual(&pod.Status, &status) {
+			return
+		}
+		updated := pod.DeepCopy()
+		updated.Status = status
+		got, err := w.k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+		if err == nil {
+			w.lastStatus = got.Status.DeepCopy()
+			return
 		}
 		w.lastStatus = nil
-		return
+		if !apierrors.IsConflict(err) {
+			if !apierrors.IsNotFound(err) {
+				w.k.log.Warn("writing pod status", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			}
+			return
+		}
+		// Another writer (the scheduler, a controller) came first: merge with what it wrote.
+		fresh, err := w.k.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil || fresh.UID != w.uid {
+			return
+		}
+		pod = fresh
 	}
-	w.lastStatus = got.Status.DeepCopy()
 }
 
 // removePod removes the pod's containers, sandboxes and files.

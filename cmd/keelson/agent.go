@@ -20,4 +20,5 @@ func agentFlags(fs *flag.FlagSet, opts *agent.Options) {
 	fs.StringVar(&opts.RuntimeEndpoint, "container-runtime-endpoint", "", "CRI socket of a running containerd (default: start a private containerd under <data-dir>/agent)")
 	fs.StringVar(&opts.ClusterDNS, "cluster-dns", "", "address of the cluster DNS service pods resolve through (default: the tenth address of the service range)")
 	fs.StringVar(&opts.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fs.IntVar(&opts.KubeletPort, "kubelet-port", 10250, "port of the kubelet's API (-1: any free port)")
 }

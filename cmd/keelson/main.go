@@ -135,7 +135,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 				errc <- scheduler.Run(ctx, cfg, scheduler.Options{Log: log.With("component", "scheduler")})
 			}()
 			if !*disableAgent {
-				agentOpts.DataDir, agentOpts.Log = *dataDir, log.With("component", "agent")
+				agentOpts.DataDir, agentOpts.Log, agentOpts.ClientCA = *dataDir, log.With("component", "agent"), s.CAPEM()
 				if agentOpts.ClusterDNS == "" {
 					if agentOpts.ClusterDNS, err = agent.ClusterDNSAddress(*serviceCIDR); err != nil {
 						return err

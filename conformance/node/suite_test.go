@@ -149,9 +149,14 @@ func runtimeHas(ctx context.Context, uid string) bool {
 	return len(sbs.Items)+len(cs.Containers) > 0
 }
 
-// netnsCount is the number of named network namespaces on this host (the runtime names one per
-// pod sandbox).
+// netnsCount is the number of network namespaces the runtime keeps for pod sandboxes: under
+// the started node's containerd state, or the host's named ones for another cluster.
 func netnsCount() int {
-	entries, _ := os.ReadDir("/var/run/netns")
-	return len(entries)
+	if !testCluster.Keelson {
+		entries, _ := os.ReadDir("/var/run/netns")
+		return len(entries)
+	}
+	// The CRI plugin keeps them under its own state directory.
+	found, _ := filepath.Glob(filepath.Join(testCluster.DataDir, "agent", "containerd", "state", "*", "netns", "*"))
+	return len(found)
 }
