@@ -195,7 +195,7 @@ func ensureSlices(ctx context.Context, client kubernetes.Interface, node string,
 		labels[discoveryv1.LabelServiceName] = ServiceName
 		labels[discoveryv1.LabelManagedBy] = ManagedBy
 		want := &discoveryv1.EndpointSlice{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ServiceNamespace, Labels: labels, OwnerReferences: owners},
+			ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: ServiceNamespace, Labels: labels, OwnerReferences: owners},
 			AddressType: family,
 			Endpoints: []discoveryv1.Endpoint{{
 				Addresses: byFamily[family],
