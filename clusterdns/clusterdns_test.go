@@ -3,8 +3,10 @@ package clusterdns_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -245,6 +247,18 @@ func TestAnswers(t *testing.T) {
 			answer: []string{webPTR + " PTR web.dns-test.svc.cluster.local."},
 		},
 		{
+			name: "PTR of a headless endpoint with a hostname", qname: "1.0.1.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"1.0.1.10.in-addr.arpa. PTR db-0.db.dns-test.svc.cluster.local."},
+		},
+		{
+			name: "PTR of a headless endpoint without a hostname", qname: "2.0.1.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"2.0.1.10.in-addr.arpa. PTR 10-1-0-2.db.dns-test.svc.cluster.local."},
+		},
+		{
+			name: "the schema version", qname: "dns-version.cluster.local", qtype: dns.TypeTXT,
+			answer: []string{`dns-version.cluster.local. TXT "1.1.0"`},
+		},
+		{
 			name: "PTR of another address falls through to the upstream", qname: "1.2.0.192.in-addr.arpa.", qtype: dns.TypePTR,
 			answer: []string{"1.2.0.192.in-addr.arpa. PTR upstream.example."},
 		},
@@ -275,7 +289,7 @@ func TestAnswers(t *testing.T) {
 					t.Errorf("%s: answer\n%q\nwant\n%q", network, got, tc.answer)
 				}
 				for _, rr := range r.Answer {
-					if h := rr.Header(); (strings.HasSuffix(h.Name, ".cluster.local.") || h.Name == webPTR) && h.Ttl != clusterdns.TTL {
+					if h := rr.Header(); (strings.HasSuffix(h.Name, ".cluster.local.") || h.Name == webPTR || strings.HasSuffix(h.Name, ".0.1.10.in-addr.arpa.")) && h.Ttl != clusterdns.TTL {
 						t.Errorf("%s: %v has TTL %d, want %d", network, rr, h.Ttl, clusterdns.TTL)
 					}
 				}
@@ -361,12 +375,18 @@ func TestNewServiceBecomesResolvable(t *testing.T) {
 // TestRunTwice checks that a second server runs beside the first in the same process and that
 // stopping it releases its address and leaves the first one answering.
 func TestRunTwice(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := l.Addr().String()
+	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- clusterdns.Run(ctx, testCluster.Config, clusterdns.Options{
-			Listen: "127.0.0.1:0", Domain: "other.test", Upstream: []string{upstream.addr}, Ready: ready,
+			Listen: "127.0.0.1:0", Domain: "other.test", Upstream: []string{upstream.addr}, Ready: ready, Metrics: metrics,
 		})
 	}()
 	var addr string
@@ -382,6 +402,18 @@ func TestRunTwice(t *testing.T) {
 	}
 	if r := query(t, addr, "udp", "web.dns-test.svc.cluster.local", dns.TypeA); len(r.Answer) != 0 {
 		t.Errorf("second server answered for the first one's domain: %v", r)
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), "coredns_dns_requests_total{") {
+		t.Errorf("metrics on %s lack coredns_dns_requests_total:\n%s", metrics, body)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -403,6 +435,11 @@ func TestRunTwice(t *testing.T) {
 		if err != nil {
 			t.Errorf("stopped server still holds %s %s: %v", network, addr, err)
 		}
+	}
+	if l, err := net.Listen("tcp", metrics); err != nil {
+		t.Errorf("stopped server still holds its metrics address %s: %v", metrics, err)
+	} else {
+		l.Close()
 	}
 	if r := query(t, dnsAddr, "udp", "web.dns-test.svc.cluster.local", dns.TypeA); len(r.Answer) != 1 {
 		t.Errorf("first server stopped answering: %v", r)
@@ -456,4 +493,12 @@ func startUpstream() (*fakeUpstream, error) {
 func (u *fakeUpstream) stop() {
 	_ = u.udp.Shutdown()
 	_ = u.tcp.Shutdown()
+}
+
+// expect tells how the answer of r differs from want.
+func expect(r *dns.Msg, want ...string) error {
+	if got := records(r.Answer); !slices.Equal(got, want) {
+		return fmt.Errorf("answer %q (%s), want %q", got, dns.RcodeToString[r.Rcode], want)
+	}
+	return nil
 }
