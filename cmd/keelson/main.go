@@ -34,6 +34,7 @@ Usage:
   keelson scheduler           the scheduler alone (--kubeconfig)
   keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
                               no container runs on them
+  keelson cluster-dns         cluster DNS alone (--kubeconfig, --listen, --node-name)
   keelson version
 
 Run 'keelson server -h' for the flags.
@@ -56,6 +57,8 @@ func main() {
 		err = runScheduler(ctx, os.Args[2:])
 	case "simulate-nodes":
 		err = runSimulatedNodes(ctx, os.Args[2:])
+	case "cluster-dns":
+		err = runClusterDNS(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(apiserver.GitVersion)
 	case "-h", "--help", "help":
