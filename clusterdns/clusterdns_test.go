@@ -502,3 +502,38 @@ func expect(r *dns.Msg, want ...string) error {
 	}
 	return nil
 }
+
+// TestRunRefuses checks that a server that cannot start says so instead of serving.
+func TestRunRefuses(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		name string
+		opts clusterdns.Options
+	}{
+		{"a listen address without a port", clusterdns.Options{Listen: "127.0.0.1"}},
+		{"a listen address that is a name", clusterdns.Options{Listen: "localhost:0"}},
+		{"an address in use", clusterdns.Options{Listen: busy.Addr().String()}},
+		{"a domain that is not one", clusterdns.Options{Listen: "127.0.0.1:0", Domain: "a b"}},
+		{"an upstream that is a name", clusterdns.Options{Listen: "127.0.0.1:0", Upstream: []string{"dns.example"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if tc.opts.Upstream == nil {
+				tc.opts.Upstream = []string{upstream.addr}
+			}
+			if err := clusterdns.Run(ctx, testCluster.Config, tc.opts); err == nil || ctx.Err() != nil {
+				t.Fatalf("Run: %v (context: %v), want an error at once", err, ctx.Err())
+			}
+		})
+	}
+	t.Run("no API server configuration", func(t *testing.T) {
+		if err := clusterdns.Run(context.Background(), nil, clusterdns.Options{Listen: "127.0.0.1:0"}); err == nil {
+			t.Fatal("Run without a configuration did not fail")
+		}
+	})
+}
