@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
 
 	// The plugins the Corefile uses; each registers itself with caddy in its init.
 	_ "github.com/coredns/coredns/plugin/bind"
@@ -79,7 +80,10 @@ type Options struct {
 }
 
 // Run serves cluster DNS until ctx ends, reading the cluster through the API server that
-// config reaches. It may run several times in one process, on different addresses.
+// config reaches. It may run several times in one process, one after the other or at once on
+// different addresses. Each start sets klog's process-wide logger (CoreDNS's kubernetes plugin
+// does, and Run undoes it): the race detector reports that as a race with any goroutine logging
+// through klog at that moment, such as the reflectors of a server already running.
 func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	if err := setDirectives(); err != nil {
 		return fmt.Errorf("clusterdns: %w", err)
@@ -129,6 +133,10 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 	log.Debug("starting CoreDNS", "corefile", corefile)
 	startMu.Lock()
 	instance, err := caddy.Start(caddy.CaddyfileInput{Filepath: "Corefile", Contents: []byte(corefile), ServerTypeName: "dns"})
+	// The kubernetes plugin's setup points klog, which is process-wide, at CoreDNS's logger; the
+	// process's other components would then log as "plugin/kubernetes". Give klog back its
+	// default output (Keelson sets no klog logger of its own).
+	klog.ClearLogger()
 	startMu.Unlock()
 	if err != nil {
 		// A failed start may have run startup callbacks (the API watch); undo them.
