@@ -59,7 +59,9 @@ var startMu sync.Mutex
 // Options configure the cluster DNS server.
 type Options struct {
 	// Listen is the address:port to serve DNS on, over UDP and TCP (e.g. "10.254.254.1:53").
-	// Port 0 picks a port free for both. An empty host listens on every address.
+	// Port 0 picks a port free for both. An empty host listens on every address; only then
+	// does the cluster domain's NS answer name the kube-dns Service (CoreDNS v1.15.0 looks for
+	// its own addresses among the interfaces' and leaves NS empty when bound to one).
 	Listen string
 	// Domain is the cluster domain (default DefaultDomain).
 	Domain string

@@ -2,7 +2,9 @@ package clusterdns_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -200,4 +202,72 @@ func TestEnsureService(t *testing.T) {
 				"_dns._udp.kube-dns.kube-system.svc.cluster.local. SRV 0 100 53 kube-dns.kube-system.svc.cluster.local.")
 		})
 	})
+}
+
+// TestNameServer checks the cluster domain's NS answer: a server listening on every address, one
+// of which the kube-dns Service's endpoints name, names that Service and gives its address, as
+// CoreDNS in a pod behind kube-dns does. (CoreDNS v1.15.0 finds its own addresses only when it
+// is not bound to one: with a listen host, the NS answer is empty, from CoreDNS as from us.)
+func TestNameServer(t *testing.T) {
+	hostIP := globalIPv4(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := clusterdns.EnsureService(ctx, client, "10.96.0.0/12", "dns-node-b", hostIP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.DiscoveryV1().EndpointSlices("kube-system").Delete(context.Background(), "kube-dns-dns-node-b", metav1.DeleteOptions{})
+	})
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- clusterdns.Run(ctx, testCluster.Config, clusterdns.Options{Listen: ":0", Upstream: []string{upstream.addr}, Ready: ready})
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = net.JoinHostPort(hostIP, port)
+	// The kubernetes Service's endpoint is an address of this host too (the API server's), so it
+	// is named as well; on a node of its own only kube-dns would be.
+	eventually(t, func() error {
+		r := query(t, addr, "udp", "cluster.local", dns.TypeNS)
+		if got := records(r.Answer); !slices.Contains(got, "cluster.local. NS kube-dns.kube-system.svc.cluster.local.") {
+			return fmt.Errorf("answer %q (%s), want the kube-dns Service named", got, dns.RcodeToString[r.Rcode])
+		}
+		if got := records(r.Extra); !slices.Contains(got, "kube-dns.kube-system.svc.cluster.local. A 10.96.0.10") {
+			return fmt.Errorf("additional %q, want the kube-dns Service's address", got)
+		}
+		return nil
+	})
+	r := query(t, addr, "udp", "ns.dns.cluster.local", dns.TypeA)
+	if got := records(r.Answer); !slices.Contains(got, "ns.dns.cluster.local. A 10.96.0.10") {
+		t.Errorf("ns.dns.cluster.local: %q, want the kube-dns Service's address", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// globalIPv4 is an IPv4 address of this host that is not loopback.
+func globalIPv4(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this host has no global IPv4 address to bind")
+	return ""
 }
