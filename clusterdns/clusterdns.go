@@ -4,6 +4,13 @@
 // CoreDNS addon) less the plugins that only make sense in a pod of their own: health, ready,
 // reload and loop. There is no loop to detect: the upstreams are the host's, and any of them
 // that is this server itself is dropped.
+//
+// CoreDNS is embedded the way v1.15.0 supports it: the plugin packages are imported for their
+// init registration, dnsserver.SetDirectives narrows the (process-wide) plugin order to ours,
+// and caddy.Start runs an in-memory Corefile. Importing CoreDNS has process-wide effects beyond
+// this package: its kubernetes plugin imports coremain, which defines flags (-conf, -p, -quiet,
+// ...) on flag.CommandLine (Keelson parses its own flag sets), and registers client-go's request
+// metrics with Prometheus's default registry.
 package clusterdns
 
 import (
@@ -128,7 +135,7 @@ func Run(ctx context.Context, config *rest.Config, opts Options) error {
 		return err
 	}
 
-	corefile := Corefile(CorefileParams{
+	corefile := makeCorefile(corefileParams{
 		Host: host, Port: port, Domain: domain, Kubeconfig: kubeconfig,
 		Upstream: upstreams, Metrics: opts.Metrics,
 	})
@@ -171,8 +178,8 @@ func stop(instance *caddy.Instance) error {
 	return nil
 }
 
-// CorefileParams are what a Corefile is made of.
-type CorefileParams struct {
+// corefileParams are what a Corefile is made of.
+type corefileParams struct {
 	Host, Port string
 	Domain     string
 	Kubeconfig string
@@ -180,9 +187,9 @@ type CorefileParams struct {
 	Metrics    string
 }
 
-// Corefile is the configuration CoreDNS runs: upstream's (kubeadm's CoreDNS addon Corefile)
+// makeCorefile is the configuration CoreDNS runs: upstream's (kubeadm's CoreDNS addon Corefile)
 // without health, ready, reload and loop, and with the API server reached through a kubeconfig.
-func Corefile(p CorefileParams) string {
+func makeCorefile(p corefileParams) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, ".:%s {\n", p.Port)
 	if p.Host != "" {
