@@ -36,6 +36,7 @@ Usage:
   keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
                               no container runs on them
   keelson images build        write the pause and busybox image archives (--data-dir)
+  keelson cluster-dns         cluster DNS alone (--kubeconfig, --listen, --node-name)
   keelson version
 
 Run 'keelson server -h' for the flags.
@@ -60,6 +61,8 @@ func main() {
 		err = runSimulatedNodes(ctx, os.Args[2:])
 	case "images":
 		err = runImages(ctx, os.Args[2:])
+	case "cluster-dns":
+		err = runClusterDNS(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(apiserver.GitVersion)
 	case "-h", "--help", "help":

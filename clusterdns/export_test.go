@@ -1,0 +1,4 @@
+package clusterdns
+
+// UpstreamsFor exposes upstreamsFor to the tests.
+var UpstreamsFor = upstreamsFor
