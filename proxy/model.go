@@ -42,14 +42,6 @@ type servicePort struct {
 	chainBase string
 }
 
-// name is the "ns/name:port" form kube-proxy uses in comments and logs.
-func (sp *servicePort) name() string {
-	if sp.portName == "" {
-		return sp.service.String()
-	}
-	return sp.service.String() + ":" + sp.portName
-}
-
 // usesClusterEndpoints: internal traffic with Cluster policy, and any external traffic
 // (even with externalTrafficPolicy Local, pods and the node itself short-circuit to the
 // Cluster endpoints).
@@ -92,20 +84,6 @@ func (f family) addrType() string {
 		return "ipv6_addr"
 	}
 	return "ipv4_addr"
-}
-
-func (f family) localhost() string {
-	if f.ipv6 {
-		return "::1"
-	}
-	return "127.0.0.0/8"
-}
-
-func (f family) corev1() corev1.IPFamily {
-	if f.ipv6 {
-		return corev1.IPv6Protocol
-	}
-	return corev1.IPv4Protocol
 }
 
 // has reports whether ip (a textual address) belongs to this family; it returns the

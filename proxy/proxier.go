@@ -49,6 +49,9 @@ type proxier struct {
 	stale map[string]time.Time
 	// setUp is true once a full sync has recreated the base chains.
 	setUp bool
+	// known is true while rendered, current and stale describe the table: from a
+	// successful full sync to a failed sync.
+	known bool
 }
 
 // SyncStats describes one sync of the rules.
@@ -360,22 +363,27 @@ func (p *proxier) syncTx(ctx context.Context, src source, dirty map[types.Namesp
 				}
 			}
 		}
-		existing, err := p.nft.List(ctx, "chains")
-		if err != nil && !knftables.IsNotFound(err) {
-			return fmt.Errorf("listing chains: %w", err)
-		}
-		for _, name := range existing {
-			if strings.Contains(name, "/") && !all[name] {
-				newStale[name] = true
+		// Listing a large table costs as much as a partial sync, so only a proxier that
+		// does not know the table (at start, after a failure) looks.
+		if !p.known {
+			existing, err := p.nft.ListAll(ctx)
+			if err != nil && !knftables.IsNotFound(err) {
+				return fmt.Errorf("listing the table: %w", err)
+			}
+			for _, name := range existing["chain"] {
+				if strings.Contains(name, "/") && !all[name] {
+					newStale[name] = true
+				}
+			}
+			for _, name := range existing["set"] {
+				if strings.HasPrefix(name, affinitySetPrefix) && !allSets[name] {
+					staleSets[name] = true
+				}
 			}
 		}
-		existingSets, err := p.nft.List(ctx, "sets")
-		if err != nil && !knftables.IsNotFound(err) {
-			return fmt.Errorf("listing sets: %w", err)
-		}
-		for _, name := range existingSets {
-			if strings.HasPrefix(name, affinitySetPrefix) && !allSets[name] {
-				staleSets[name] = true
+		for name := range p.stale {
+			if !all[name] {
+				newStale[name] = true
 			}
 		}
 	}
@@ -387,11 +395,13 @@ func (p *proxier) syncTx(ctx context.Context, src source, dirty map[types.Namesp
 	}
 
 	if err := p.nft.Run(ctx, tx); err != nil {
+		p.known = false
 		return fmt.Errorf("nftables transaction (%d operations) failed: %w", tx.NumOperations(), err)
 	}
 
 	// The table now matches: record it.
 	p.setUp = p.setUp || full
+	p.known = p.known || full
 	for _, k := range keys {
 		if r := changed[k]; r != nil {
 			p.rendered[k] = r
@@ -431,7 +441,8 @@ func (p *proxier) deleteStale(ctx context.Context, now time.Time) (pending bool,
 		delete(p.stale, name)
 	}
 	if err := p.nft.Run(ctx, tx); err != nil {
-		// Those still there are found again by the next full sync.
+		// Those still there are found again by the next full sync, which lists the table.
+		p.known = false
 		return pending, fmt.Errorf("deleting %d stale chains: %w", len(names), err)
 	}
 	return pending, nil

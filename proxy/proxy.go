@@ -276,10 +276,8 @@ type loop struct {
 	kick     chan struct{}
 
 	mu sync.Mutex
-	// dirty are the Services changed since the last sync, full asks for a full sync;
-	// both guarded by mu.
+	// dirty are the Services changed since the last sync, guarded by mu.
 	dirty map[types.NamespacedName]bool
-	full  bool
 
 	// node is the Node's state that the rules depend on, as last synced (run only).
 	nodeIPs []string
@@ -318,13 +316,9 @@ func (l *loop) sliceChanged(obj any) {
 	}
 }
 
-// nodeChanged asks for a full sync when the Node's addresses or zone changed.
-func (l *loop) nodeChanged() {
-	l.mu.Lock()
-	l.full = true
-	l.mu.Unlock()
-	l.wake()
-}
+// nodeChanged wakes the loop, which does a full sync if the Node's addresses or zone
+// changed (and nothing for the periodic status updates that change neither).
+func (l *loop) nodeChanged() { l.wake() }
 
 // nodeState returns the NodePort addresses and the zone the rules should use now.
 func (l *loop) nodeState() (ips []string, zone string) {
@@ -378,8 +372,7 @@ func (l *loop) run(ctx context.Context) {
 		l.mu.Lock()
 		dirty := l.dirty
 		l.dirty = map[types.NamespacedName]bool{}
-		full = full || l.full || time.Since(lastFull) >= l.opts.FullSyncPeriod
-		l.full = false
+		full = full || time.Since(lastFull) >= l.opts.FullSyncPeriod
 		l.mu.Unlock()
 
 		if full {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -499,5 +501,70 @@ func TestStopWithCleanupRemovesTable(t *testing.T) {
 	}
 	if len(e.stats()) == 0 || !e.stats()[0].Full {
 		t.Errorf("first sync was not a full one: %+v", e.stats())
+	}
+}
+
+// TestIPv6 programs an ip6 table from Services held in memory (the test cluster's service
+// range is IPv4 only) and reaches an IPv6 endpoint through its ClusterIP and NodePort.
+func TestIPv6(t *testing.T) {
+	setupNetwork(t)
+	const epIP, node6, clusterIP = "fd00:123::1", "fd00:255::1", "fd00:96::10"
+	for _, c := range [][]string{
+		{"ip", "-6", "addr", "add", epIP + "/128", "dev", "lo", "nodad"},
+		{"ip", "-6", "addr", "add", node6 + "/64", "dev", "kp0", "nodad"},
+		{"ip", "-6", "route", "add", "default", "dev", "kp0"},
+	} {
+		if err := run(c...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := net.JoinHostPort(epIP, "8080")
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { _ = http.Serve(l, answer(addr)) }()
+
+	table := "kpt6-" + utilrand.String(6)
+	nft, err := knftables.New(knftables.IPv6Family, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := renderer{fam: family{ipv6: true}, nodeName: nodeName, clusterCIDRs: []string{"fd00:244::/56"}, nodeIPs: []string{node6}}
+	p := newProxier(nft, table, slog.New(slog.DiscardHandler), r, []string{"fd00:96::/108"})
+	defer func() {
+		if err := p.cleanup(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	src := newMemorySource()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "v6", Name: "web"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeNodePort, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, NodePort: 31080}},
+		},
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "v6", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv6,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{epIP}, NodeName: ptr.To(nodeName)}},
+	}
+	src.add(svc, slice)
+	if st := p.sync(context.Background(), src, nil, true); st.Err != nil {
+		t.Fatal(st.Err)
+	}
+	for _, u := range []string{url(clusterIP, 80), url(node6, 31080)} {
+		waitFor(t, get, u, epIP)
+	}
+	// Without endpoints: rejected.
+	slice.Endpoints = nil
+	if st := p.sync(context.Background(), src, map[types.NamespacedName]bool{{Namespace: "v6", Name: "web"}: true}, false); st.Err != nil {
+		t.Fatal(st.Err)
+	}
+	if err := refused(net.JoinHostPort(clusterIP, "80")); err != nil {
+		t.Error(err)
 	}
 }
