@@ -49,6 +49,9 @@ type proxier struct {
 	stale map[string]time.Time
 	// setUp is true once a full sync has recreated the base chains.
 	setUp bool
+	// udpChanged is true when the last sync changed a Service with a UDP port, whose
+	// stale conntrack entries should then be cleared.
+	udpChanged bool
 	// known is true while rendered, current and stale describe the table: from a
 	// successful full sync to a failed sync.
 	known bool
@@ -401,6 +404,12 @@ func (p *proxier) syncTx(ctx context.Context, src source, dirty map[types.Namesp
 
 	// The table now matches: record it.
 	p.setUp = p.setUp || full
+	p.udpChanged = false
+	for _, k := range keys {
+		if old := p.rendered[k]; (old != nil && len(old.udp) > 0) || (changed[k] != nil && len(changed[k].udp) > 0) {
+			p.udpChanged = true
+		}
+	}
 	p.known = p.known || full
 	for _, k := range keys {
 		if r := changed[k]; r != nil {

@@ -11,9 +11,12 @@
 //
 // A change to one Service rewrites only that Service's chains and map elements, in one
 // nft transaction; the whole table is rewritten at start, periodically, and after an
-// error. Not implemented: upstream's health-check node port for externalTrafficPolicy
-// Local, conntrack cleanup of stale UDP flows, and NodePorts on localhost (which upstream's
-// nftables mode does not serve either).
+// error. After a UDP Service changes, conntrack entries that no longer lead to one of its
+// serving endpoints are deleted, as upstream does.
+//
+// Not implemented: upstream's health-check node port for externalTrafficPolicy Local,
+// ServiceCIDR objects (the service range comes from Options), and NodePorts on localhost
+// (which upstream's nftables mode does not serve either).
 package proxy
 
 import (
@@ -402,6 +405,13 @@ func (l *loop) run(ctx context.Context) {
 				} else {
 					l.log.Debug("synced", "family", st.Family, "full", st.Full, "duration", st.Duration,
 						"services", st.Services, "written", st.ServicesWritten, "rules", st.Rules)
+				}
+				if st.Err == nil && p.udpChanged {
+					if n, err := p.clearStaleUDPFlows(); err != nil {
+						l.log.Error("clearing stale UDP conntrack entries", "family", st.Family, "err", err)
+					} else if n > 0 {
+						l.log.Debug("cleared stale UDP conntrack entries", "family", st.Family, "entries", n)
+					}
 				}
 				if l.opts.OnSync != nil {
 					l.opts.OnSync(st)

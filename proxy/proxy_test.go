@@ -569,3 +569,92 @@ func TestIPv6(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// udpEcho answers every datagram on addr with the server's address.
+func udpEcho(t *testing.T, ip string) {
+	t.Helper()
+	c, err := net.ListenPacket("udp", net.JoinHostPort(ip, "8053"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			_, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = c.WriteTo([]byte(ip), from)
+		}
+	}()
+}
+
+// TestUDPConntrackFollowsEndpoints keeps one client socket talking to a UDP Service while
+// its endpoint changes: the proxy clears the conntrack entries that led nowhere (before
+// the Service had an endpoint) or to the old endpoint, as upstream does.
+func TestUDPConntrackFollowsEndpoints(t *testing.T) {
+	e := newEnv(t)
+	udpEcho(t, endpointIPs[0])
+	udpEcho(t, endpointIPs[1])
+	svc := e.service("dns", func(s *corev1.Service) {
+		s.Spec.Ports = []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}
+	}, nil)
+	client, err := net.ListenPacket("udp", net.JoinHostPort(nodeIP, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	dst := &net.UDPAddr{IP: net.ParseIP(svc.Spec.ClusterIP), Port: 53}
+	ask := func() (string, error) {
+		if _, err := client.WriteTo([]byte("?"), dst); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 512)
+		_ = client.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, _, err := client.ReadFrom(buf)
+		return string(buf[:n]), err
+	}
+	// The first datagrams leave before the Service has an endpoint.
+	_, _ = ask()
+	udpSlice := func(ip string, update bool) {
+		s := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "dns-1", Labels: map[string]string{
+				discoveryv1.LabelServiceName: "dns", discoveryv1.LabelManagedBy: "proxy-test"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("dns"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To[int32](8053)}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, NodeName: ptr.To(nodeName)}},
+		}
+		slices := e.client.DiscoveryV1().EndpointSlices(e.ns)
+		var err error
+		if update {
+			old, gerr := slices.Get(context.Background(), s.Name, metav1.GetOptions{})
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			s.ResourceVersion = old.ResourceVersion
+			_, err = slices.Update(context.Background(), s, metav1.UpdateOptions{})
+		} else {
+			_, err = slices.Create(context.Background(), s, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	answeredBy := func(want string) func() error {
+		return func() error {
+			got, err := ask()
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("answered by %s, want %s", got, want)
+			}
+			return nil
+		}
+	}
+	udpSlice(endpointIPs[0], false)
+	eventually(t, "the same socket reaching the new endpoint", answeredBy(endpointIPs[0]))
+	udpSlice(endpointIPs[1], true)
+	eventually(t, "the same socket reaching the replacing endpoint", answeredBy(endpointIPs[1]))
+}

@@ -84,6 +84,16 @@ type rendering struct {
 	chains    []chain
 	sets      []affinitySet
 	elems     []elem
+	udp       []udpPort
+}
+
+// udpPort is a UDP port of a Service as conntrack cleanup needs it: the addresses it is
+// reached at ("ip:port"), its NodePort, and its serving endpoints ("ip:port"), whatever
+// the traffic policies.
+type udpPort struct {
+	frontends []string
+	nodePort  int
+	serving   []string
 }
 
 // renderer turns a Service and its EndpointSlices into a rendering for one family.
@@ -118,7 +128,21 @@ func (r *renderer) render(svc *corev1.Service, endpointSlices []*discoveryv1.End
 		}
 	}
 	for _, sp := range ports {
-		r.renderPort(out, add, sp, endpointsFor(sp, endpointSlices, r.fam, r.nodeName))
+		eps := endpointsFor(sp, endpointSlices, r.fam, r.nodeName)
+		r.renderPort(out, add, sp, eps)
+		if sp.protocol == "udp" {
+			u := udpPort{nodePort: sp.nodePort}
+			port := strconv.Itoa(sp.port)
+			for _, ip := range append(append([]string{sp.clusterIP}, sp.lbIPs...), sp.externalIPs...) {
+				u.frontends = append(u.frontends, net.JoinHostPort(ip, port))
+			}
+			for _, ep := range eps {
+				if ep.serving {
+					u.serving = append(u.serving, ep.String())
+				}
+			}
+			out.udp = append(out.udp, u)
+		}
 	}
 	return out
 }
