@@ -270,3 +270,44 @@ func (n *peerNetns) serve(t *testing.T, addr string) {
 		t.Fatalf("server in %s did not start: %v", n.name, err)
 	}
 }
+
+var bridgeOnce sync.Once
+
+// newBridgedPod is a "pod" namespace plugged into a bridge (kpbr0, 10.244.8.1/24), as the
+// CNI bridge plugin plugs pods: pods on it reach each other at layer 2, and the bridge
+// hands their packets to the ip hooks (br_netfilter), where the proxy's rules see them.
+func newBridgedPod(t *testing.T, name, ip string) *peerNetns {
+	t.Helper()
+	bridgeOnce.Do(func() {
+		for _, c := range [][]string{
+			{"ip", "link", "add", "kpbr0", "type", "bridge"},
+			{"ip", "addr", "add", "10.244.8.1/24", "dev", "kpbr0"},
+			{"ip", "link", "set", "kpbr0", "up"},
+		} {
+			if err := run(c...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	ns := fmt.Sprintf("kpt-%s-%d", name, os.Getpid())
+	hostDev := "kp" + name
+	_ = run("ip", "netns", "del", ns)
+	for _, c := range [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", hostDev, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"ip", "link", "set", hostDev, "master", "kpbr0"},
+		{"ip", "link", "set", hostDev, "type", "bridge_slave", "hairpin", "on"},
+		{"ip", "link", "set", hostDev, "up"},
+		{"ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"},
+		{"ip", "netns", "exec", ns, "ip", "addr", "add", ip + "/24", "dev", "eth0"},
+		{"ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up"},
+		{"ip", "netns", "exec", ns, "ip", "route", "add", "default", "via", "10.244.8.1"},
+	} {
+		if err := run(c...); err != nil {
+			_ = run("ip", "netns", "del", ns)
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = run("ip", "netns", "del", ns) })
+	return &peerNetns{name: ns, ip: ip}
+}

@@ -658,3 +658,26 @@ func TestUDPConntrackFollowsEndpoints(t *testing.T) {
 	udpSlice(endpointIPs[1], true)
 	eventually(t, "the same socket reaching the replacing endpoint", answeredBy(endpointIPs[1]))
 }
+
+// TestPodsOnABridge: pods on one bridge reach each other through a ClusterIP (the reply
+// is un-DNATed although it could go straight across the bridge), and a pod reaches itself
+// through its own Service (hairpin, masqueraded).
+func TestPodsOnABridge(t *testing.T) {
+	e := newEnv(t)
+	server := newBridgedPod(t, "brs", "10.244.8.10")
+	client := newBridgedPod(t, "brc", "10.244.8.11")
+	server.serve(t, "10.244.8.10:8080")
+	svc := e.service("bridged", nil, []epSpec{ready(server.ip)})
+	u := url(svc.Spec.ClusterIP, 80)
+	waitFor(t, client.get, u, server.ip)
+	if _, peer, err := backend(client.get, u); err != nil {
+		t.Fatal(err)
+	} else if peer != client.ip {
+		t.Errorf("pod → ClusterIP → pod on the same bridge: the server saw %s, want the client pod %s", peer, client.ip)
+	}
+	if _, peer, err := backend(server.get, u); err != nil {
+		t.Fatalf("pod → its own Service: %v", err)
+	} else if peer == server.ip {
+		t.Errorf("pod → its own Service: it saw its own address, want it masqueraded")
+	}
+}
