@@ -47,11 +47,17 @@ func TestMain(m *testing.M) {
 // reexecInNetns installs nft if needed, builds keelson (which needs the module proxy, so
 // outside the namespace), and runs the tests again in a new network namespace.
 func reexecInNetns() int {
-	if _, err := exec.LookPath("nft"); err != nil {
-		cmd := exec.Command("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables")
+	var missing []string
+	for bin, pkg := range map[string]string{"nft": "nftables", "ip": "iproute2"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) > 0 {
+		cmd := exec.Command("sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "+strings.Join(missing, " "))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "installing nftables:", err)
+			fmt.Fprintln(os.Stderr, "installing", missing, err)
 			return 1
 		}
 	}
@@ -169,11 +175,13 @@ func setupNetwork(t *testing.T) {
 			{"ip", "link", "set", "kp1", "up"},
 			{"ip", "addr", "add", nodeIP + "/24", "dev", "kp0"},
 			{"ip", "route", "add", "default", "dev", "kp0"},
-			{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
 		} {
 			if netErr = run(c...); netErr != nil {
 				return
 			}
+		}
+		if netErr = os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); netErr != nil {
+			return
 		}
 		for _, ip := range endpointIPs {
 			if netErr = run("ip", "addr", "add", ip+"/32", "dev", "lo"); netErr != nil {
