@@ -681,3 +681,91 @@ func TestPodsOnABridge(t *testing.T) {
 		t.Errorf("pod → its own Service: it saw its own address, want it masqueraded")
 	}
 }
+
+func TestLoadBalancerSourceRanges(t *testing.T) {
+	e := newEnv(t)
+	svc := e.service("fw", func(s *corev1.Service) {
+		s.Spec.Type = corev1.ServiceTypeLoadBalancer
+		s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
+	}, []epSpec{ready(endpointIPs[0])})
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "10.123.202.1"}}
+	svc, err := e.client.CoreV1().Services(e.ns).UpdateStatus(context.Background(), svc, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := newPeerNetns(t, "ext", "192.0.2.1", "192.0.2.5", 24)
+	u := url("10.123.202.1", 80)
+	waitFor(t, ext.get, u, endpointIPs[0])
+
+	svc.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"}
+	if _, err := e.client.CoreV1().Services(e.ns).Update(context.Background(), svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a client outside loadBalancerSourceRanges to be turned away", func() error {
+		if _, err := ext.get(u); err == nil {
+			return errors.New("still answered")
+		}
+		return nil
+	})
+	// The ClusterIP is not subject to the source ranges.
+	waitFor(t, get, url(svc.Spec.ClusterIP, 80), endpointIPs[0])
+}
+
+func TestCategorize(t *testing.T) {
+	ep := func(ip string, local, ready, serving, terminating bool, zones ...string) *endpoint {
+		return &endpoint{ip: ip, port: 80, local: local, ready: ready, serving: serving, terminating: terminating, zoneHints: zones}
+	}
+	names := func(eps []*endpoint) string {
+		var s []string
+		for _, e := range eps {
+			s = append(s, e.ip)
+		}
+		return strings.Join(s, ",")
+	}
+	cluster := &servicePort{}
+	localInternal := &servicePort{internalLocal: true}
+	localExternal := &servicePort{externallyAccessible: true, externalLocal: true}
+	for _, tc := range []struct {
+		name                            string
+		sp                              *servicePort
+		zone                            string
+		eps                             []*endpoint
+		wantCluster, wantLocal, wantAll string
+		wantAny                         bool
+	}{
+		{name: "ready endpoints only", sp: cluster,
+			eps:         []*endpoint{ep("a", false, true, true, false), ep("b", false, false, true, true), ep("c", false, false, false, false)},
+			wantCluster: "a", wantAll: "a", wantAny: true},
+		{name: "serving terminating when none is ready", sp: cluster,
+			eps:         []*endpoint{ep("b", false, false, true, true), ep("c", false, false, false, true)},
+			wantCluster: "b", wantAll: "b", wantAny: true},
+		{name: "nothing usable", sp: cluster,
+			eps: []*endpoint{ep("c", false, false, false, false)}},
+		{name: "internal Local: this node's ready endpoints", sp: localInternal,
+			eps:       []*endpoint{ep("a", true, true, true, false), ep("b", false, true, true, false)},
+			wantLocal: "a", wantAll: "a", wantAny: true},
+		{name: "internal Local: none here, some elsewhere", sp: localInternal,
+			eps:     []*endpoint{ep("b", false, true, true, false)},
+			wantAny: true},
+		{name: "internal Local: this node's terminating ones", sp: localInternal,
+			eps:       []*endpoint{ep("a", true, false, true, true), ep("b", false, true, true, false)},
+			wantLocal: "a", wantAll: "a", wantAny: true},
+		{name: "external Local keeps Cluster endpoints for short-circuits", sp: localExternal,
+			eps:         []*endpoint{ep("a", true, true, true, false), ep("b", false, true, true, false)},
+			wantCluster: "a,b", wantLocal: "a", wantAll: "a,b", wantAny: true},
+		{name: "zone hints narrow the Cluster endpoints", sp: cluster, zone: "z1",
+			eps:         []*endpoint{ep("a", false, true, true, false, "z1"), ep("b", false, true, true, false, "z2")},
+			wantCluster: "a", wantAll: "a", wantAny: true},
+		{name: "zone hints for another zone only are ignored", sp: cluster, zone: "z3",
+			eps:         []*endpoint{ep("a", false, true, true, false, "z1"), ep("b", false, true, true, false, "z2")},
+			wantCluster: "a,b", wantAll: "a,b", wantAny: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, l, all, any := categorize(tc.eps, tc.sp, nodeName, tc.zone)
+			if names(c) != tc.wantCluster || names(l) != tc.wantLocal || names(all) != tc.wantAll || any != tc.wantAny {
+				t.Errorf("got cluster %q local %q all %q any %v, want %q %q %q %v",
+					names(c), names(l), names(all), any, tc.wantCluster, tc.wantLocal, tc.wantAll, tc.wantAny)
+			}
+		})
+	}
+}
