@@ -42,8 +42,10 @@ type proxier struct {
 
 	// rendered is what each Service has in the table now.
 	rendered map[types.NamespacedName]*rendering
-	// current is every element of the fixed sets and maps in the table now, by id.
+	// current is every element of the fixed sets and maps in the table now, by id, and
+	// holders the Services that want each one.
 	current map[string]elem
+	holders map[string]map[types.NamespacedName]elem
 	// stale are flushed per-service chains waiting to be deleted, with when they
 	// became stale.
 	stale map[string]time.Time
@@ -91,6 +93,7 @@ func newProxier(nft knftables.Interface, table string, log *slog.Logger, r rende
 		serviceCIDRs: serviceCIDRs,
 		rendered:     map[types.NamespacedName]*rendering{},
 		current:      map[string]elem{},
+		holders:      map[string]map[types.NamespacedName]elem{},
 		stale:        map[string]time.Time{},
 	}
 }
@@ -175,7 +178,6 @@ func (p *proxier) writeSetup(tx *knftables.Transaction, st *SyncStats) {
 		tx.Add(m)
 		tx.Flush(m)
 	}
-	clear(p.current)
 
 	rule := func(chain, r string) {
 		tx.Add(&knftables.Rule{Chain: chain, Rule: r})
@@ -306,36 +308,61 @@ func (p *proxier) syncTx(ctx context.Context, src source, dirty map[types.Namesp
 		}
 	}
 
-	// Elements: what every Service wants (the changed ones' new renderings, the others'
-	// current ones) against what the table holds. Deletions go first so that an element
-	// whose verdict changed is deleted and added again.
-	desired := map[string]elem{}
-	for k, r := range p.rendered {
-		if _, ok := changed[k]; ok || r == nil {
-			continue
+	// Elements: only those the changed Services had or want are looked at. Several
+	// Services may want one element (a hairpin entry for a shared endpoint, or the same
+	// address by mistake): it stays while one does, with the value of the first by name.
+	// Deletions go first so that an element whose verdict changed is deleted and added
+	// again. A full sync starts from the emptied sets and maps.
+	holders, current := p.holders, p.current
+	if full {
+		holders, current = nil, nil
+	}
+	affected := map[string]map[types.NamespacedName]elem{}
+	for _, k := range keys {
+		if old := p.rendered[k]; old != nil && !full {
+			for _, e := range old.elems {
+				affected[e.id()] = nil
+			}
 		}
-		for _, e := range r.elems {
-			desired[e.id()] = e
+		if r := changed[k]; r != nil {
+			for _, e := range r.elems {
+				affected[e.id()] = nil
+			}
 		}
+	}
+	for id := range affected {
+		h := map[types.NamespacedName]elem{}
+		for k, e := range holders[id] {
+			if _, ok := changed[k]; !ok {
+				h[k] = e
+			}
+		}
+		affected[id] = h
 	}
 	for _, k := range keys {
 		if r := changed[k]; r != nil {
 			for _, e := range r.elems {
-				desired[e.id()] = e
+				affected[e.id()][k] = e
 			}
 		}
 	}
-	for id, e := range p.current {
-		if d, ok := desired[id]; !ok || d.value != e.value {
-			tx.Delete(e.object())
+	want := make(map[string]*elem, len(affected))
+	var adds []*knftables.Element
+	for id, h := range affected {
+		w := firstHolder(h)
+		want[id] = w
+		cur, had := current[id]
+		if had && (w == nil || w.value != cur.value) {
+			tx.Delete(cur.object())
 			st.Elements++
+		}
+		if w != nil && (!had || w.value != cur.value) {
+			adds = append(adds, w.object())
 		}
 	}
-	for id, e := range desired {
-		if c, ok := p.current[id]; !ok || c.value != e.value {
-			tx.Add(e.object())
-			st.Elements++
-		}
+	for _, o := range adds {
+		tx.Add(o)
+		st.Elements++
 	}
 
 	// Chains and sets nobody wants any more: chains are emptied now and deleted later,
@@ -418,7 +445,17 @@ func (p *proxier) syncTx(ctx context.Context, src source, dirty map[types.Namesp
 			delete(p.rendered, k)
 		}
 	}
-	p.current = desired
+	if full {
+		p.holders, p.current = map[string]map[types.NamespacedName]elem{}, map[string]elem{}
+	}
+	for id, h := range affected {
+		if w := want[id]; w != nil {
+			p.holders[id], p.current[id] = h, *w
+		} else {
+			delete(p.holders, id)
+			delete(p.current, id)
+		}
+	}
 	for name := range newStale {
 		if _, ok := p.stale[name]; !ok {
 			p.stale[name] = start
@@ -474,4 +511,16 @@ func (e elem) object() *knftables.Element {
 		o.Set = e.container
 	}
 	return o
+}
+
+// firstHolder is the element wanted by the first Service by name, or nil if none wants it.
+func firstHolder(h map[types.NamespacedName]elem) *elem {
+	var first *elem
+	var firstKey string
+	for k, e := range h {
+		if first == nil || k.String() < firstKey {
+			first, firstKey = &e, k.String()
+		}
+	}
+	return first
 }

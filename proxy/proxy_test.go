@@ -769,3 +769,57 @@ func TestCategorize(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedElements: an element two Services want (the hairpin entry of an endpoint they
+// share) stays until neither wants it.
+func TestSharedElements(t *testing.T) {
+	setupNetwork(t)
+	table := "kpt-" + utilrand.String(6)
+	nft, err := knftables.New(knftables.IPv4Family, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := renderer{fam: family{}, nodeName: nodeName, clusterCIDRs: []string{clusterCIDR}}
+	p := newProxier(nft, table, slog.New(slog.DiscardHandler), r, []string{"198.18.0.0/15"})
+	defer func() {
+		if err := p.cleanup(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	src := newMemorySource()
+	shared := benchSlice(0, 1, 0) // one endpoint on this node
+	shared.Endpoints[0].NodeName = ptr.To(nodeName)
+	for i := range 2 {
+		src.add(benchService(i+1), shared)
+	}
+	hairpin := func() int {
+		elems, err := nft.ListElements(context.Background(), "set", hairpinSet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(elems)
+	}
+	sync := func(full bool, names ...string) {
+		dirty := map[types.NamespacedName]bool{}
+		for _, n := range names {
+			dirty[types.NamespacedName{Namespace: "bench", Name: n}] = true
+		}
+		if st := p.sync(context.Background(), src, dirty, full); st.Err != nil {
+			t.Fatal(st.Err)
+		}
+	}
+	sync(true)
+	if n := hairpin(); n != 1 {
+		t.Fatalf("hairpin entries: %d, want 1", n)
+	}
+	delete(src.services, types.NamespacedName{Namespace: "bench", Name: "svc-1"})
+	sync(false, "svc-1")
+	if n := hairpin(); n != 1 {
+		t.Errorf("after deleting one of the two Services: %d hairpin entries, want 1", n)
+	}
+	delete(src.services, types.NamespacedName{Namespace: "bench", Name: "svc-2"})
+	sync(false, "svc-2")
+	if n := hairpin(); n != 0 {
+		t.Errorf("after deleting both Services: %d hairpin entries, want 0", n)
+	}
+}
