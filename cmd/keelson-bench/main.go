@@ -36,7 +36,7 @@ func main() {
 	objects := flag.Int("objects", 2000, "objects to create")
 	workers := flag.Int("workers", 16, "concurrent clients")
 	lists := flag.Int("lists", 50, "full lists to time")
-	suites := flag.String("suites", "api,scheduler", "what to measure: api, scheduler or both")
+	suites := flag.String("suites", "api,scheduler,proxy", "what to measure: a comma-separated list of api, scheduler and proxy")
 	nodes := flag.Int("nodes", 1000, "simulated nodes for the scheduler benchmark")
 	pods := flag.Int("pods", 10000, "pods for the scheduler benchmark")
 	replicas := flag.Int("replicas", 1000, "replicas of the Deployment the scheduler benchmark rolls out")
@@ -67,6 +67,8 @@ func main() {
 			benchAPI(ctx, cfg, *objects, *workers, *lists)
 		case "scheduler":
 			benchScheduler(ctx, cfg, *nodes, *pods, *replicas, *workers)
+		case "proxy":
+			benchProxy(ctx)
 		default:
 			fmt.Fprintf(os.Stderr, "unknown suite %q\n", suite)
 			os.Exit(2)

@@ -33,6 +33,7 @@ Usage:
   keelson apiserver [flags]   the API server alone
   keelson controller-manager  the controllers alone (--kubeconfig)
   keelson scheduler           the scheduler alone (--kubeconfig)
+  keelson proxy               the service proxy alone, on nftables (--kubeconfig)
   keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
                               no container runs on them
   keelson images build        write the pause and busybox image archives (--data-dir)
@@ -57,6 +58,8 @@ func main() {
 		err = runControllerManager(ctx, os.Args[2:])
 	case "scheduler":
 		err = runScheduler(ctx, os.Args[2:])
+	case "proxy":
+		err = runProxy(ctx, os.Args[2:])
 	case "simulate-nodes":
 		err = runSimulatedNodes(ctx, os.Args[2:])
 	case "images":
