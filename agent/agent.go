@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/keelson/keelson/clusterdns"
 	"github.com/keelson/keelson/kubelet"
 	"github.com/keelson/keelson/kubelet/containerd"
 	"github.com/keelson/keelson/kubelet/images"
+	"github.com/keelson/keelson/proxy"
 )
 
 // Options configure a node agent.
@@ -39,6 +42,9 @@ type Options struct {
 	ClientCA []byte
 	// KubeletPort is the kubelet API's port (0: 10250; -1: any free one).
 	KubeletPort int
+	// ClusterCIDR and ServiceCIDR are the pod and service ranges, for the proxy's rules and the
+	// cluster DNS service's address.
+	ClusterCIDR, ServiceCIDR string
 	Log         *slog.Logger
 }
 
@@ -86,7 +92,23 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		return fmt.Errorf("importing images: %w", err)
 	}
 	opts.Log.Info("imported images", "count", len(names), "from", ImagesDir(opts.DataDir))
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return proxy.Run(ctx, client, proxy.Options{NodeName: opts.NodeName, NodeIPs: []net.IP{opts.NodeIP},
+			ClusterCIDR: opts.ClusterCIDR, ServiceCIDR: opts.ServiceCIDR, Log: opts.Log.With("component", "proxy")})
+	})
+	g.Go(func() error {
+		// The cluster DNS answers on the node's address; the kube-dns Service reaches it there.
+		if err := clusterdns.EnsureService(ctx, client, opts.ServiceCIDR, opts.NodeName, opts.NodeIP.String()); err != nil {
+			return fmt.Errorf("kube-dns service: %w", err)
+		}
+		return clusterdns.Run(ctx, cfg, clusterdns.Options{Listen: net.JoinHostPort(opts.NodeIP.String(), "53"),
+			Domain: opts.ClusterDomain, Log: opts.Log.With("component", "cluster-dns")})
+	})
 	g.Go(func() error {
 		var dns []string
 		if opts.ClusterDNS != "" {

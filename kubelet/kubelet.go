@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
@@ -172,7 +173,14 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 	}
 	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: wake, UpdateFunc: func(_, o any) { wake(o) }, DeleteFunc: wake,
+		AddFunc: wake, DeleteFunc: wake,
+		UpdateFunc: func(old, o any) {
+			// The kubelet's own status writes do not call for a sync; the periodic relist
+			// picks up other writers' conditions.
+			if specChanged(old.(*corev1.Pod), o.(*corev1.Pod)) {
+				wake(o)
+			}
+		},
 	}); err != nil {
 		return err
 	}
@@ -279,4 +287,18 @@ func (k *Kubelet) adoptOrphans(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// specChanged tells whether a pod changed in more than its status.
+func specChanged(old, cur *corev1.Pod) bool {
+	return old.UID != cur.UID || old.Generation != cur.Generation || !apiequality.Semantic.DeepEqual(old.Spec, cur.Spec) ||
+		!equalTime(old.DeletionTimestamp, cur.DeletionTimestamp) || !apiequality.Semantic.DeepEqual(old.Labels, cur.Labels) ||
+		!apiequality.Semantic.DeepEqual(old.Annotations, cur.Annotations)
+}
+
+func equalTime(a, b *metav1.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(b)
 }

@@ -79,7 +79,7 @@ func (k *Kubelet) syncProbes(ctx context.Context, w *podWorker, pod *corev1.Pod,
 				pctx, cancel := context.WithCancel(ctx)
 				r = &probeRunner{containerID: st.Id, cancel: cancel}
 				byKind[kind] = r
-				go k.runProbe(pctx, w, pod, c, st.Id, kind, probe, r)
+				go k.runProbe(pctx, w, pod, c, st.Id, firstIP(state.podIPs()), kind, probe, r)
 			}
 		}
 	}
@@ -113,7 +113,7 @@ func (w *podWorker) probeResult(name, containerID string, kind probeKind) (ok, k
 // runProbe probes a container as upstream's prober does: after the initial delay, every
 // period, deciding after successThreshold successes or failureThreshold failures in a row.
 // A failing liveness (or startup) probe restarts the container.
-func (k *Kubelet) runProbe(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, containerID string, kind probeKind, p *corev1.Probe, r *probeRunner) {
+func (k *Kubelet) runProbe(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, containerID, podIP string, kind probeKind, p *corev1.Probe, r *probeRunner) {
 	period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
 	success, failure := max(p.SuccessThreshold, 1), max(p.FailureThreshold, 1)
@@ -146,7 +146,7 @@ func (k *Kubelet) runProbe(ctx context.Context, w *podWorker, pod *corev1.Pod, c
 		case <-t.C:
 		}
 		t.Reset(period)
-		out, err := k.probeOnce(ctx, pod, c, containerID, p, timeout)
+		out, err := k.probeOnce(ctx, pod, c, containerID, podIP, p, timeout)
 		if ctx.Err() != nil {
 			return
 		}
@@ -191,8 +191,10 @@ func (k *Kubelet) runProbe(ctx context.Context, w *podWorker, pod *corev1.Pod, c
 
 // probeOnce runs a probe's handler once; a nil error is success. out is any output of an exec
 // probe, for the event.
-func (k *Kubelet) probeOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Container, containerID string, p *corev1.Probe, timeout time.Duration) (string, error) {
-	podIP := pod.Status.PodIP
+func (k *Kubelet) probeOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Container, containerID, podIP string, p *corev1.Probe, timeout time.Duration) (string, error) {
+	if pod.Spec.HostNetwork {
+		podIP = k.opts.NodeIP.String()
+	}
 	switch {
 	case p.Exec != nil:
 		resp, err := k.runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: containerID, Cmd: p.Exec.Command, Timeout: int64(timeout / time.Second)})
@@ -326,4 +328,11 @@ func graceFor(pod *corev1.Pod) int64 {
 func (k *Kubelet) containerRunning(ctx context.Context, id string) bool {
 	resp, err := k.runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
 	return err == nil && resp.Status != nil && resp.Status.State == runtimeapi.ContainerState_CONTAINER_RUNNING
+}
+
+func firstIP(ips []string) string {
+	if len(ips) == 0 {
+		return ""
+	}
+	return ips[0]
 }

@@ -142,6 +142,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 			}()
 			if !*disableAgent {
 				agentOpts.DataDir, agentOpts.Log, agentOpts.ClientCA = *dataDir, log.With("component", "agent"), s.CAPEM()
+				agentOpts.ClusterCIDR, agentOpts.ServiceCIDR = cmOpts.ClusterCIDR, *serviceCIDR
 				if agentOpts.ClusterDNS == "" {
 					if agentOpts.ClusterDNS, err = agent.ClusterDNSAddress(*serviceCIDR); err != nil {
 						return err

@@ -83,4 +83,6 @@ func (c *Cluster) purgeNode() {
 	containerd.KillShims(filepath.Join(c.DataDir, "agent", "containerd", "containerd.sock"))
 	_ = containerd.UnmountUnder(c.DataDir)
 	_ = os.RemoveAll(c.DataDir)
+	// The proxy leaves its rules on exit, as kube-proxy does; a test's node takes them along.
+	_ = exec.Command("nft", "delete", "table", "ip", "keelson").Run()
 }
