@@ -45,7 +45,7 @@ type Options struct {
 	// ClusterCIDR and ServiceCIDR are the pod and service ranges, for the proxy's rules and the
 	// cluster DNS service's address.
 	ClusterCIDR, ServiceCIDR string
-	Log         *slog.Logger
+	Log                      *slog.Logger
 }
 
 // Dir is where the agent keeps its state under a data directory.
