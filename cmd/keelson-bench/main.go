@@ -36,7 +36,8 @@ func main() {
 	objects := flag.Int("objects", 2000, "objects to create")
 	workers := flag.Int("workers", 16, "concurrent clients")
 	lists := flag.Int("lists", 50, "full lists to time")
-	suites := flag.String("suites", "api,scheduler,proxy", "what to measure: a comma-separated list of api, scheduler and proxy")
+	suites := flag.String("suites", "api,scheduler,proxy,pods", "what to measure: a comma-separated list of api, scheduler, proxy and pods")
+	podStarts := flag.Int("pod-starts", 100, "pods the pod start benchmark runs on the node")
 	nodes := flag.Int("nodes", 1000, "simulated nodes for the scheduler benchmark")
 	pods := flag.Int("pods", 10000, "pods for the scheduler benchmark")
 	replicas := flag.Int("replicas", 1000, "replicas of the Deployment the scheduler benchmark rolls out")
@@ -54,7 +55,7 @@ func main() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cfg, stop, err := cluster(ctx, *kubeconfig)
+	cfg, bc, stop, err := cluster(ctx, *kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -69,6 +70,8 @@ func main() {
 			benchScheduler(ctx, cfg, *nodes, *pods, *replicas, *workers)
 		case "proxy":
 			benchProxy(ctx)
+		case "pods":
+			benchPodStart(ctx, cfg, bc, *podStarts)
 		default:
 			fmt.Fprintf(os.Stderr, "unknown suite %q\n", suite)
 			os.Exit(2)
@@ -241,36 +244,45 @@ func round(d time.Duration) string {
 	return d.Round(time.Microsecond).String()
 }
 
-// cluster returns a client config: the named cluster, or a keelson server started here.
-func cluster(ctx context.Context, kubeconfig string) (*rest.Config, func(), error) {
+// benchCluster is what the pod benchmark needs of a cluster started here to add a node to it.
+type benchCluster struct {
+	dataDir string
+	caPEM   []byte
+}
+
+// cluster returns a client config: the named cluster, or a keelson server started here (its
+// node agent is added by the pod benchmark).
+func cluster(ctx context.Context, kubeconfig string) (*rest.Config, *benchCluster, func(), error) {
 	if kubeconfig != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		return cfg, func() {}, err
+		return cfg, nil, func() {}, err
 	}
 	dir, err := os.MkdirTemp("", "keelson-bench-")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	started := make(chan *apiserver.Server, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- apiserver.Run(ctx, apiserver.Options{DataDir: dir, BindAddress: "127.0.0.1", Port: 0,
+		errc <- apiserver.Run(ctx, apiserver.Options{DataDir: dir, BindAddress: "0.0.0.0", Port: 0,
 			Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, started)
 	}()
 	var wg sync.WaitGroup
-	stop := func() { cancel(); wg.Wait(); <-errc; os.RemoveAll(dir) }
+	stop := func() { cancel(); wg.Wait(); <-errc; purgeNode(dir); os.RemoveAll(dir) }
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	select {
 	case s := <-started:
 		cfg, err := clientcmd.BuildConfigFromFlags("", s.KubeconfigPath)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		wg.Go(func() { _ = controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), Log: quiet}) })
+		wg.Go(func() {
+			_ = controllermanager.Run(ctx, cfg, controllermanager.Options{RootCA: s.CAPEM(), ClusterCIDR: benchClusterCIDR, Log: quiet})
+		})
 		wg.Go(func() { _ = scheduler.Run(ctx, cfg, scheduler.Options{Log: quiet}) })
-		return cfg, stop, nil
+		return cfg, &benchCluster{dataDir: dir, caPEM: s.CAPEM()}, stop, nil
 	case err := <-errc:
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 }

@@ -193,3 +193,30 @@ var _ = Describe("Pods on a real node", func() {
 		Eventually(netnsCount).Should(BeNumerically("<", netnsBefore))
 	})
 })
+
+var _ = Describe("A node agent that restarts", func() {
+	It("adopts the pods that run instead of restarting them", func(ctx SpecContext) {
+		if !testCluster.Keelson {
+			Skip("restarts the node agent of a cluster the suite started")
+		}
+		ns := newNamespace(ctx)
+		_, err := client.CoreV1().Pods(ns).Create(ctx, shellPod("steady", "sleep 600"), metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		before := waitForPhase(ctx, ns, "steady", corev1.PodRunning)
+		Expect(testCluster.Restart(false)).To(Succeed())
+		client = testCluster.Clientset()
+		Eventually(func(g Gomega) {
+			n, err := client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(n.Status.Conditions).To(ContainElement(And(HaveField("Type", corev1.NodeReady), HaveField("Status", corev1.ConditionTrue))))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			pod, err := client.CoreV1().Pods(ns).Get(ctx, "steady", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pod.Status.Phase).To(Equal(corev1.PodRunning))
+			g.Expect(pod.Status.ContainerStatuses[0].ContainerID).To(Equal(before.Status.ContainerStatuses[0].ContainerID))
+			g.Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeZero())
+		}, "3s").Should(Succeed())
+		Expect(runtimeHas(ctx, string(before.UID))).To(BeTrue())
+	})
+})
