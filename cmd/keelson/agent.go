@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"flag"
+	"fmt"
+	"log/slog"
 	"net"
+	"os"
 
 	"github.com/keelson/keelson/agent"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // agentFlags are the node agent's flags, shared by `server` and `agent`.
@@ -21,4 +26,37 @@ func agentFlags(fs *flag.FlagSet, opts *agent.Options) {
 	fs.StringVar(&opts.ClusterDNS, "cluster-dns", "", "address of the cluster DNS service pods resolve through (default: the tenth address of the service range)")
 	fs.StringVar(&opts.ClusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
 	fs.IntVar(&opts.KubeletPort, "kubelet-port", 10250, "port of the kubelet's API (-1: any free port)")
+}
+
+// runAgent runs `keelson agent`: a node joining a running cluster.
+func runAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ExitOnError)
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig the node uses to reach the cluster")
+	var opts agent.Options
+	fs.StringVar(&opts.DataDir, "data-dir", "/var/lib/keelson", "the node's data directory (state under <data-dir>/agent)")
+	fs.StringVar(&opts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod range, as the server's --cluster-cidr")
+	fs.StringVar(&opts.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "the cluster's service range, as the server's")
+	agentFlags(fs, &opts)
+	_ = fs.Parse(args)
+	if *kubeconfig == "" {
+		return fmt.Errorf("keelson agent: --kubeconfig (or KUBECONFIG) names the cluster to join")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return err
+	}
+	// The kubelet's API accepts clients whose certificates the cluster CA signed.
+	opts.ClientCA = cfg.CAData
+	if len(opts.ClientCA) == 0 && cfg.CAFile != "" {
+		if opts.ClientCA, err = os.ReadFile(cfg.CAFile); err != nil {
+			return err
+		}
+	}
+	if opts.ClusterDNS == "" {
+		if opts.ClusterDNS, err = agent.ClusterDNSAddress(opts.ServiceCIDR); err != nil {
+			return err
+		}
+	}
+	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
+	return agent.Run(ctx, cfg, opts)
 }

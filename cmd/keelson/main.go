@@ -36,6 +36,7 @@ Usage:
   keelson proxy               the service proxy alone, on nftables (--kubeconfig)
   keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
                               no container runs on them
+  keelson agent               a node joining a cluster (--kubeconfig, --data-dir, --node-name, --node-ip)
   keelson images build        write the pause and busybox image archives (--data-dir)
   keelson cluster-dns         cluster DNS alone (--kubeconfig, --listen, --node-name)
   keelson version
@@ -60,6 +61,8 @@ func main() {
 		err = runScheduler(ctx, os.Args[2:])
 	case "proxy":
 		err = runProxy(ctx, os.Args[2:])
+	case "agent":
+		err = runAgent(ctx, os.Args[2:])
 	case "simulate-nodes":
 		err = runSimulatedNodes(ctx, os.Args[2:])
 	case "images":
