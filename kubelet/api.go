@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"github.com/keelson/keelson/pki"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -34,7 +35,7 @@ func (k *Kubelet) listenAPI() (net.Listener, error) {
 func (k *Kubelet) apiServer() (*server.Server, error) {
 	cert := k.opts.ServingCertificate
 	if cert == nil {
-		c, err := server.SelfSignedCertificate(filepath.Join(k.opts.RootDir, "pki"), k.opts.NodeName, []net.IP{k.opts.NodeIP})
+		c, err := pki.SelfSigned(filepath.Join(k.opts.RootDir, "pki"), "kubelet.crt", "kubelet.key", k.opts.NodeName, []net.IP{k.opts.NodeIP})
 		if err != nil {
 			return nil, err
 		}
