@@ -182,15 +182,26 @@ var _ = Describe("Pods on a real node", func() {
 
 	It("leave no container, sandbox or network namespace behind once deleted", func(ctx SpecContext) {
 		p := shellPod("brief", "sleep 600")
+		p.Labels = map[string]string{"app": "brief"}
 		_, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = client.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "brief"}, Spec: corev1.ServiceSpec{
+			Selector: p.Labels, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		pod := waitForPhase(ctx, ns, "brief", corev1.PodRunning)
 		Expect(runtimeHas(ctx, string(pod.UID))).To(BeTrue())
+		// The proxy has rules for the pod as the Service's endpoint.
+		if testCluster.Keelson {
+			Eventually(proxyRules).Should(ContainSubstring(pod.Status.PodIP + " "))
+		}
 		netnsBefore := netnsCount()
 		Expect(client.CoreV1().Pods(ns).Delete(ctx, "brief", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})).To(Succeed())
 		waitForGone(ctx, ns, "brief")
 		Eventually(func() bool { return runtimeHas(ctx, string(pod.UID)) }).Should(BeFalse())
 		Eventually(netnsCount).Should(BeNumerically("<", netnsBefore))
+		if testCluster.Keelson {
+			Eventually(proxyRules).ShouldNot(ContainSubstring(pod.Status.PodIP + " "))
+		}
 	})
 })
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -159,4 +160,10 @@ func netnsCount() int {
 	// The CRI plugin keeps them under its own state directory.
 	found, _ := filepath.Glob(filepath.Join(testCluster.DataDir, "agent", "containerd", "state", "*", "netns", "*"))
 	return len(found)
+}
+
+// proxyRules is the started node's nftables table as nft prints it.
+func proxyRules() string {
+	out, _ := exec.Command("nft", "list", "table", "ip", "keelson").CombinedOutput()
+	return string(out)
 }
