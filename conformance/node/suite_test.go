@@ -34,6 +34,8 @@ var (
 	client      kubernetes.Interface
 	// nodeName is the node the suite's pods run on.
 	nodeName string
+	// kc runs the real kubectl against the cluster.
+	kc *cluster.KubectlRunner
 )
 
 func TestNode(t *testing.T) {
@@ -49,6 +51,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 	Expect(err).NotTo(HaveOccurred())
 	client = testCluster.Clientset()
+	kc, err = cluster.NewKubectlRunner(testCluster, 2*time.Minute)
+	Expect(err).NotTo(HaveOccurred())
 	SetDefaultEventuallyTimeout(60 * time.Second)
 	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
 	Eventually(func(g Gomega) {
@@ -66,6 +70,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 }, NodeTimeout(10*time.Minute))
 
 var _ = AfterSuite(func() {
+	kc.Close()
 	if testCluster != nil {
 		testCluster.Stop()
 	}
@@ -88,6 +93,18 @@ func waitForPhase(ctx context.Context, ns, name string, phase corev1.PodPhase) *
 		g.Expect(pod.Status.Phase).To(Equal(phase), "status: %+v", pod.Status)
 	}).Should(Succeed())
 	return pod
+}
+
+// waitForReady waits for pods to be Ready.
+func waitForReady(ctx context.Context, ns string, names ...string) {
+	GinkgoHelper()
+	for _, name := range names {
+		Eventually(func(g Gomega) {
+			pod, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(conditionStatus(pod, corev1.PodReady)).To(Equal(corev1.ConditionTrue), "status: %+v", pod.Status)
+		}).Should(Succeed())
+	}
 }
 
 // waitForGone waits until a pod is deleted for good.
