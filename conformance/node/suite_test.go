@@ -76,8 +76,16 @@ var _ = AfterSuite(func() {
 	}
 })
 
+// newNamespace makes a namespace for the spec and, as upstream's e2e framework does, waits for
+// its default ServiceAccount, without which the API server refuses pods.
 func newNamespace(ctx context.Context) string {
-	return cluster.Namespace(ctx, client, "keelson-node-")
+	GinkgoHelper()
+	ns := cluster.Namespace(ctx, client, "keelson-node-")
+	Eventually(func() error {
+		_, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}).Should(Succeed(), "namespace %s has no default ServiceAccount", ns)
+	return ns
 }
 
 func resourceMust(s string) resource.Quantity { return resource.MustParse(s) }
