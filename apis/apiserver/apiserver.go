@@ -207,7 +207,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
-	s.authn = authn.New(s.bundle.Pool, s.api)
+	s.authn = authn.New(s.bundle.Pool, &authn.BootstrapTokens{Secrets: s.secret, Next: s.api})
 	alloc, err := services.NewAllocators(s.api, opts.ServiceCIDR)
 	if err != nil {
 		return err

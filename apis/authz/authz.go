@@ -2,6 +2,24 @@
 // fresh upstream cluster grants before any binding exists: everything to system:masters, and to
 // every authenticated user only discovery, health, version and the self-review APIs (the bootstrap
 // roles system:discovery, system:public-info-viewer and system:basic-user).
+//
+// Joining nodes get what a kubeadm cluster grants them, and no more:
+//
+//   - system:anonymous may get the ConfigMap kube-public/cluster-info (kubeadm's
+//     kubeadm:bootstrap-signer-clusterinfo Role), from which a joining node learns the cluster CA.
+//   - system:bootstrappers (users of bootstrap tokens) may create, get, list and watch
+//     certificatesigningrequests (the system:node-bootstrapper role kubeadm binds) and create
+//     certificatesigningrequests/nodeclient, the permission the CSR approver checks to
+//     auto-approve a kubelet client certificate (kubeadm's kubeadm:node-autoapprove-bootstrap,
+//     which it binds to the group of its default tokens; here every bootstrapper holds it).
+//   - system:nodes, as the user system:node:<name>, may do what the agent's kubelet, service proxy
+//     and cluster DNS do, modelled on upstream's Node authorizer and the system:node and
+//     system:node-proxier roles; see nodeRules. Upstream's Node authorizer follows a graph of
+//     pods bound to the node and what they reference, and NodeRestriction admission checks the
+//     bodies of writes; this authorizer looks at the request's attributes only: a node may
+//     read every pod, configmap, secret, PVC, PV, service and slice, write the status of any
+//     pod, create any Node and any pod, and request tokens for any service account. Writes to
+//     Nodes, Node status and node Leases that name an object are held to the node's own name.
 package authz
 
 import (
@@ -66,7 +84,25 @@ func Authorize(a Attributes) Decision {
 	if a.Resource.Verb == "create" && a.Resource.Subresource == "" && selfReviews[a.Resource.GroupResource()] {
 		return Decision{Allowed: true}
 	}
+	if a.User.Name == authn.UserAnonymous && isClusterInfo(a.Resource) {
+		return Decision{Allowed: true}
+	}
+	if inGroup(a.User, authn.GroupBootstrappers) && bootstrapperMay(a.Resource) {
+		return Decision{Allowed: true}
+	}
+	if node, ok := NodeName(a.User); ok && nodeMay(node, a.Resource) {
+		return Decision{Allowed: true}
+	}
 	return Decision{}
+}
+
+func inGroup(u *authn.User, group string) bool {
+	for _, g := range u.Groups {
+		if g == group {
+			return true
+		}
+	}
+	return false
 }
 
 // ForbiddenError is upstream's 403 for a refused request.

@@ -1,0 +1,129 @@
+package authz
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/keelson/keelson/apis/authn"
+	"github.com/keelson/keelson/apis/request"
+)
+
+// Node identities, as upstream's node identifier reads them.
+const (
+	GroupNodes     = "system:nodes"
+	NodeUserPrefix = "system:node:"
+)
+
+// NodeName is the node a user is the kubelet of: users named system:node:<name> in the group
+// system:nodes.
+func NodeName(u *authn.User) (string, bool) {
+	if u == nil || !strings.HasPrefix(u.Name, NodeUserPrefix) || !inGroup(u, GroupNodes) {
+		return "", false
+	}
+	name := strings.TrimPrefix(u.Name, NodeUserPrefix)
+	return name, name != ""
+}
+
+// isClusterInfo is the ConfigMap kube-public/cluster-info, read.
+func isClusterInfo(info *request.Info) bool {
+	return info.Group == "" && info.Resource == "configmaps" && info.Subresource == "" &&
+		info.Namespace == "kube-public" && info.Name == "cluster-info" && info.Verb == "get"
+}
+
+// rule grants verbs on a resource (and subresource) of a group, in a namespace when namespace
+// is set, to objects whose name names accepts when names is set (names also sees requests
+// without a name, such as create).
+type rule struct {
+	group, resource, subresource string
+	verbs                        []string
+	namespace                    string
+	names                        func(node, name string) bool
+}
+
+var read = []string{"get", "list", "watch"}
+
+func (r rule) allows(node string, info *request.Info) bool {
+	if info.Group != r.group || info.Resource != r.resource || info.Subresource != r.subresource {
+		return false
+	}
+	if !slices.Contains(r.verbs, info.Verb) {
+		return false
+	}
+	if r.namespace != "" && info.Namespace != r.namespace {
+		return false
+	}
+	return r.names == nil || r.names(node, info.Name)
+}
+
+// bootstrapperRules are system:node-bootstrapper's, with the nodeclient auto-approval.
+var bootstrapperRules = []rule{
+	{group: "certificates.k8s.io", resource: "certificatesigningrequests", verbs: []string{"create", "get", "list", "watch"}},
+	{group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "nodeclient", verbs: []string{"create"}},
+}
+
+func bootstrapperMay(info *request.Info) bool {
+	for _, r := range bootstrapperRules {
+		if r.allows("", info) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownNode accepts the node's own name, and requests without one (create, list, watch).
+func ownNode(node, name string) bool { return name == "" || name == node }
+
+// ownNodeOnly accepts the node's own name only.
+func ownNodeOnly(node, name string) bool { return name == node }
+
+// kubeDNSSlice accepts the kube-dns EndpointSlices the node's cluster DNS writes: kube-dns-<node>
+// and kube-dns-<node>-ipv6.
+func kubeDNSSlice(node, name string) bool {
+	return name == "" || name == "kube-dns-"+node || name == "kube-dns-"+node+"-ipv6"
+}
+
+func kubeDNSService(_, name string) bool { return name == "" || name == "kube-dns" }
+
+// nodeRules are what a node's agent may do: the kubelet's (upstream's system:node role, as the
+// Node authorizer grants it), the service proxy's (system:node-proxier) and the cluster DNS's
+// (system:coredns, plus writing the kube-dns Service and this node's slices of it).
+var nodeRules = []rule{
+	// The node's own Node object and its status; all Nodes read, as the proxy and CoreDNS do.
+	{resource: "nodes", verbs: read},
+	{resource: "nodes", verbs: []string{"create"}},
+	{resource: "nodes", verbs: []string{"update", "patch", "delete"}, names: ownNodeOnly},
+	{resource: "nodes", subresource: "status", verbs: []string{"get", "update", "patch"}, names: ownNodeOnly},
+	// The node's heartbeat Lease.
+	{group: "coordination.k8s.io", resource: "leases", namespace: "kube-node-lease", verbs: []string{"get", "create", "update", "patch", "delete"}, names: ownNode},
+	// Pods: read, mirror pods, status, eviction.
+	{resource: "pods", verbs: append([]string{"create", "delete"}, read...)},
+	{resource: "pods", subresource: "status", verbs: []string{"update", "patch"}},
+	{resource: "pods", subresource: "eviction", verbs: []string{"create"}},
+	{resource: "events", verbs: []string{"create", "update", "patch"}},
+	{group: "events.k8s.io", resource: "events", verbs: []string{"create", "update", "patch"}},
+	// What pods reference.
+	{resource: "configmaps", verbs: read},
+	{resource: "secrets", verbs: read},
+	{resource: "persistentvolumeclaims", verbs: read},
+	{resource: "persistentvolumes", verbs: read},
+	{resource: "serviceaccounts", subresource: "token", verbs: []string{"create"}},
+	// Services for the proxy, the pods' environment and the cluster DNS.
+	{resource: "services", verbs: read},
+	{resource: "endpoints", verbs: read},
+	{group: "discovery.k8s.io", resource: "endpointslices", verbs: read},
+	{resource: "namespaces", verbs: read},
+	{resource: "services", namespace: "kube-system", verbs: []string{"create", "update", "patch"}, names: kubeDNSService},
+	{group: "discovery.k8s.io", resource: "endpointslices", namespace: "kube-system", verbs: []string{"create", "update", "patch", "delete"}, names: kubeDNSSlice},
+	// Client certificate renewal, and its auto-approval (kubeadm's selfnodeclient binding).
+	{group: "certificates.k8s.io", resource: "certificatesigningrequests", verbs: []string{"create", "get", "list", "watch"}},
+	{group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "selfnodeclient", verbs: []string{"create"}},
+}
+
+func nodeMay(node string, info *request.Info) bool {
+	for _, r := range nodeRules {
+		if r.allows(node, info) {
+			return true
+		}
+	}
+	return false
+}
