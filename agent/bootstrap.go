@@ -38,7 +38,9 @@ const JoinTokenDescription = "keelson join token"
 var tokenRe = regexp.MustCompile(bootstrapapi.BootstrapTokenPattern)
 
 // KubeletKubeconfig is where a node joined with a token keeps its credentials.
-func KubeletKubeconfig(dataDir string) string { return filepath.Join(Dir(dataDir), "kubelet.kubeconfig") }
+func KubeletKubeconfig(dataDir string) string {
+	return filepath.Join(Dir(dataDir), "kubelet.kubeconfig")
+}
 
 // TokenFile is where `keelson server` writes the cluster's join token.
 func TokenFile(dataDir string) string { return filepath.Join(dataDir, "token") }
