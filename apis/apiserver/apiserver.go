@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keelson/keelson/apis/admission/noderestriction"
 	"github.com/keelson/keelson/apis/admission/priority"
 	saadmission "github.com/keelson/keelson/apis/admission/serviceaccount"
 	"github.com/keelson/keelson/apis/aggregator"
@@ -214,7 +215,8 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	}
 	s.api.SetHooks(schema.GroupResource{Resource: "services"}, alloc.Hooks())
 	s.api.SetHooks(schema.GroupResource{Resource: "pods"}, rest.Hooks{BeforeCreate: rest.Chain(
-		saadmission.New(s.api).BeforeCreate, priority.New(s.api).BeforeCreate)})
+		noderestriction.BeforeCreatePod, saadmission.New(s.api).BeforeCreate, priority.New(s.api).BeforeCreate)})
+	s.api.SetHooks(schema.GroupResource{Resource: "nodes"}, rest.Hooks{BeforeCreate: noderestriction.BeforeCreateNode})
 	s.api.SetHooks(schema.GroupResource{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}, rest.Hooks{BeforeCreate: strategy.CSRRequester})
 	s.alloc = alloc
 	kubeletCert, kubeletKey, err := s.bundle.ClientPair(kubeletClient, kubeletClientName, []string{kubeletClientGroup})

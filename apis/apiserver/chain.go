@@ -100,7 +100,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			attrs.Resource = &info
 		}
 		if d := authz.Authorize(attrs); !d.Allowed {
-			writeStatus(w, statusOf(authz.ForbiddenError(attrs)))
+			writeStatus(w, statusOf(authz.ForbiddenError(attrs, d)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -17,9 +17,11 @@
 //     system:node-proxier roles; see nodeRules. Upstream's Node authorizer follows a graph of
 //     pods bound to the node and what they reference, and NodeRestriction admission checks the
 //     bodies of writes; this authorizer looks at the request's attributes only: a node may
-//     read every pod, configmap, secret, PVC, PV, service and slice, write the status of any
-//     pod, create any Node and any pod, and request tokens for any service account. Writes to
-//     Nodes, Node status and node Leases that name an object are held to the node's own name.
+//     read every Node, pod, configmap, secret, PVC, PV, service and slice, write the status of
+//     and evict any pod, and request tokens for any service account. Writes to another Node
+//     or its status get NodeRestriction's refusal here; node creation and pod creation (mirror
+//     pods only) are checked by apis/admission/noderestriction; node Leases are held to the
+//     node's name, with the Node authorizer's reasons.
 package authz
 
 import (
@@ -37,6 +39,10 @@ import (
 type Decision struct {
 	Allowed bool
 	Reason  string
+	// Err, on a refusal, is the error to answer in place of the authorizer's: what upstream
+	// answers for a request its authorizer lets through and its admission refuses before
+	// looking at the body (a node writing another Node).
+	Err error
 }
 
 // nonResourcePaths anyone authenticated may GET.
@@ -90,8 +96,8 @@ func Authorize(a Attributes) Decision {
 	if inGroup(a.User, authn.GroupBootstrappers) && bootstrapperMay(a.Resource) {
 		return Decision{Allowed: true}
 	}
-	if node, ok := NodeName(a.User); ok && nodeMay(node, a.Resource) {
-		return Decision{Allowed: true}
+	if node, ok := NodeName(a.User); ok {
+		return nodeDecision(node, a.Resource)
 	}
 	return Decision{}
 }
@@ -105,14 +111,22 @@ func inGroup(u *authn.User, group string) bool {
 	return false
 }
 
-// ForbiddenError is upstream's 403 for a refused request.
-func ForbiddenError(a Attributes) error {
+// ForbiddenError is upstream's 403 for a refused request: the decision's error, or "User ...
+// cannot ..." followed by the decision's reason.
+func ForbiddenError(a Attributes, d Decision) error {
+	if d.Err != nil {
+		return d.Err
+	}
+	reason := ""
+	if d.Reason != "" {
+		reason = ": " + d.Reason
+	}
 	user := "system:anonymous"
 	if a.User != nil {
 		user = a.User.Name
 	}
 	if a.Resource == nil {
-		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q", user, a.Verb, a.Path))
+		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q%s", user, a.Verb, a.Path, reason))
 	}
 	info := a.Resource
 	resource := info.Resource
@@ -124,7 +138,7 @@ func ForbiddenError(a Attributes) error {
 		scope = fmt.Sprintf("in the namespace %q", info.Namespace)
 	}
 	return apierrors.NewForbidden(info.GroupResource(), info.Name,
-		fmt.Errorf("User %q cannot %s resource %q in API group %q %s", user, info.Verb, resource, info.Group, scope))
+		fmt.Errorf("User %q cannot %s resource %q in API group %q %s%s", user, info.Verb, resource, info.Group, scope, reason))
 }
 
 // Verb is the Kubernetes verb of a non-resource request.

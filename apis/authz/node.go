@@ -1,11 +1,14 @@
 package authz
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/request"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Node identities, as upstream's node identifier reads them.
@@ -70,12 +73,6 @@ func bootstrapperMay(info *request.Info) bool {
 	return false
 }
 
-// ownNode accepts the node's own name, and requests without one (create, list, watch).
-func ownNode(node, name string) bool { return name == "" || name == node }
-
-// ownNodeOnly accepts the node's own name only.
-func ownNodeOnly(node, name string) bool { return name == node }
-
 // kubeDNSSlice accepts the kube-dns EndpointSlices the node's cluster DNS writes: kube-dns-<node>
 // and kube-dns-<node>-ipv6.
 func kubeDNSSlice(node, name string) bool {
@@ -88,13 +85,10 @@ func kubeDNSService(_, name string) bool { return name == "" || name == "kube-dn
 // Node authorizer grants it), the service proxy's (system:node-proxier) and the cluster DNS's
 // (system:coredns, plus writing the kube-dns Service and this node's slices of it).
 var nodeRules = []rule{
-	// The node's own Node object and its status; all Nodes read, as the proxy and CoreDNS do.
-	{resource: "nodes", verbs: read},
-	{resource: "nodes", verbs: []string{"create"}},
-	{resource: "nodes", verbs: []string{"update", "patch", "delete"}, names: ownNodeOnly},
-	{resource: "nodes", subresource: "status", verbs: []string{"get", "update", "patch"}, names: ownNodeOnly},
-	// The node's heartbeat Lease.
-	{group: "coordination.k8s.io", resource: "leases", namespace: "kube-node-lease", verbs: []string{"get", "create", "update", "patch", "delete"}, names: ownNode},
+	// The node's own Node object and its status (writes to other Nodes are refused in
+	// nodeDecision, create in admission); all Nodes read, as the proxy and CoreDNS do.
+	{resource: "nodes", verbs: append([]string{"create", "update", "patch"}, read...)},
+	{resource: "nodes", subresource: "status", verbs: []string{"update", "patch"}},
 	// Pods: read, mirror pods, status, eviction.
 	{resource: "pods", verbs: append([]string{"create", "delete"}, read...)},
 	{resource: "pods", subresource: "status", verbs: []string{"update", "patch"}},
@@ -119,11 +113,38 @@ var nodeRules = []rule{
 	{group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "selfnodeclient", verbs: []string{"create"}},
 }
 
-func nodeMay(node string, info *request.Info) bool {
+// nodeDecision is upstream's Node authorizer's answer, with its reasons, for leases; for
+// writes to another Node it is the refusal upstream's NodeRestriction admission gives them;
+// otherwise nodeRules decide.
+func nodeDecision(node string, info *request.Info) Decision {
+	switch {
+	case info.Group == "coordination.k8s.io" && info.Resource == "leases":
+		switch info.Verb {
+		case "get", "create", "update", "patch", "delete":
+		default:
+			return Decision{Reason: "can only get, create, update, patch, or delete a node lease"}
+		}
+		if info.Namespace != "kube-node-lease" {
+			return Decision{Reason: `can only access leases in the "kube-node-lease" system namespace`}
+		}
+		// The name of a lease being created is in its body, which the authorizer does not see.
+		if info.Verb != "create" && info.Name != node {
+			return Decision{Reason: "can only access node lease with the same name as the requesting node"}
+		}
+		return Decision{Allowed: true}
+	case info.Group == "" && info.Resource == "nodes" && (info.Verb == "update" || info.Verb == "patch") &&
+		(info.Subresource == "" || info.Subresource == "status") && info.Name != node:
+		return Decision{Err: NodeRestrictionError(node, info.Name)}
+	}
 	for _, r := range nodeRules {
 		if r.allows(node, info) {
-			return true
+			return Decision{Allowed: true}
 		}
 	}
-	return false
+	return Decision{}
+}
+
+// NodeRestrictionError is upstream's NodeRestriction refusal of a node writing another Node.
+func NodeRestrictionError(node, name string) error {
+	return apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, name, fmt.Errorf("node %q is not allowed to modify node %q", node, name))
 }

@@ -205,10 +205,9 @@ func accessReview(u *authn.User, ra *authorizationv1.ResourceAttributes, nra *au
 	case nra != nil:
 		attrs.Path, attrs.Verb = nra.Path, nra.Verb
 	}
-	if authz.Authorize(attrs).Allowed {
-		return authorizationv1.SubjectAccessReviewStatus{Allowed: true}
-	}
-	return authorizationv1.SubjectAccessReviewStatus{}
+	d := authz.Authorize(attrs)
+	// A refusal carrying its own error is admission's, past an authorizer that allows.
+	return authorizationv1.SubjectAccessReviewStatus{Allowed: d.Allowed || d.Err != nil, Reason: d.Reason}
 }
 
 // rulesReview lists what a user may do, as the authorizer grants it.
