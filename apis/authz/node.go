@@ -113,23 +113,34 @@ var nodeRules = []rule{
 	{group: "certificates.k8s.io", resource: "certificatesigningrequests", subresource: "selfnodeclient", verbs: []string{"create"}},
 }
 
+// nodeReasons are the Node authorizer's reasons for refusing a verb on the resources it
+// subdivides, named as upstream's union authorizer names them ("node: ...").
+var nodeReasons = map[string]string{
+	"secrets":                "can only read resources of this type",
+	"configmaps":             "can only read resources of this type",
+	"persistentvolumeclaims": "can only get individual resources of this type",
+	"persistentvolumes":      "can only get individual resources of this type",
+	"serviceaccounts":        "can only create tokens for individual service accounts",
+}
+
 // nodeDecision is upstream's Node authorizer's answer, with its reasons, for leases; for
 // writes to another Node it is the refusal upstream's NodeRestriction admission gives them;
 // otherwise nodeRules decide.
 func nodeDecision(node string, info *request.Info) Decision {
+	deny := func(reason string) Decision { return Decision{Reason: "node: " + reason} }
 	switch {
 	case info.Group == "coordination.k8s.io" && info.Resource == "leases":
 		switch info.Verb {
 		case "get", "create", "update", "patch", "delete":
 		default:
-			return Decision{Reason: "can only get, create, update, patch, or delete a node lease"}
+			return deny("can only get, create, update, patch, or delete a node lease")
 		}
 		if info.Namespace != "kube-node-lease" {
-			return Decision{Reason: `can only access leases in the "kube-node-lease" system namespace`}
+			return deny(`can only access leases in the "kube-node-lease" system namespace`)
 		}
 		// The name of a lease being created is in its body, which the authorizer does not see.
 		if info.Verb != "create" && info.Name != node {
-			return Decision{Reason: "can only access node lease with the same name as the requesting node"}
+			return deny("can only access node lease with the same name as the requesting node")
 		}
 		return Decision{Allowed: true}
 	case info.Group == "" && info.Resource == "nodes" && (info.Verb == "update" || info.Verb == "patch") &&
@@ -140,6 +151,9 @@ func nodeDecision(node string, info *request.Info) Decision {
 		if r.allows(node, info) {
 			return Decision{Allowed: true}
 		}
+	}
+	if reason, ok := nodeReasons[info.Resource]; ok && info.Group == "" {
+		return deny(reason)
 	}
 	return Decision{}
 }
