@@ -86,32 +86,37 @@ func parseCerts(data []byte) ([]*x509.Certificate, error) {
 
 // EnsureJoinToken returns the cluster's join token, creating it at first start: a bootstrap
 // token Secret without expiration, for authentication and signing, written to
-// <dataDir>/token (0600). A token whose file survives its deleted Secret is created again. The
+// <dataDir>/token (0600). The token of the file is kept while its Secret holds it; once the
+// Secret is gone (revoked by an admin) a new token takes its place. The
 // kube-public/cluster-info ConfigMap gets the token's signature (jws-kubeconfig-<id>), as
 // upstream's bootstrap signer adds it, so that a joining node can tell the server knows it.
 func EnsureJoinToken(ctx context.Context, client kubernetes.Interface, dataDir string) (string, error) {
 	path := TokenFile(dataDir)
-	token := ""
+	secrets := client.CoreV1().Secrets(metav1.NamespaceSystem)
 	if b, err := os.ReadFile(path); err == nil {
-		token = strings.TrimSpace(string(b))
+		token := strings.TrimSpace(string(b))
 		if !tokenRe.MatchString(token) {
 			return "", fmt.Errorf("%s does not hold a bootstrap token", path)
+		}
+		id, secret, _ := strings.Cut(token, ".")
+		s, err := secrets.Get(ctx, bootstrapapi.BootstrapTokenSecretPrefix+id, metav1.GetOptions{})
+		switch {
+		case err == nil && string(s.Data[bootstrapapi.BootstrapTokenSecretKey]) == secret:
+			return token, signClusterInfo(ctx, client, id, secret)
+		case err != nil && !apierrors.IsNotFound(err):
+			return "", fmt.Errorf("join token: %w", err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	if token == "" {
-		id, err := randomString(bootstrapapi.BootstrapTokenIDBytes)
-		if err != nil {
-			return "", err
-		}
-		secret, err := randomString(bootstrapapi.BootstrapTokenSecretBytes)
-		if err != nil {
-			return "", err
-		}
-		token = id + "." + secret
+	id, err := randomString(bootstrapapi.BootstrapTokenIDBytes)
+	if err != nil {
+		return "", err
 	}
-	id, secret, _ := strings.Cut(token, ".")
+	secret, err := randomString(bootstrapapi.BootstrapTokenSecretBytes)
+	if err != nil {
+		return "", err
+	}
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.BootstrapTokenSecretPrefix + id, Namespace: metav1.NamespaceSystem},
 		Type:       bootstrapapi.SecretTypeBootstrapToken,
@@ -123,16 +128,14 @@ func EnsureJoinToken(ctx context.Context, client kubernetes.Interface, dataDir s
 			bootstrapapi.BootstrapTokenUsageSigningKey:     "true",
 		},
 	}
-	if _, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
 		return "", fmt.Errorf("join token: %w", err)
 	}
+	token := id + "." + secret
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return "", err
 	}
-	if err := signClusterInfo(ctx, client, id, secret); err != nil {
-		return "", err
-	}
-	return token, nil
+	return token, signClusterInfo(ctx, client, id, secret)
 }
 
 // signClusterInfo adds the token's detached JWS of the cluster-info kubeconfig.
@@ -149,10 +152,23 @@ func signClusterInfo(ctx context.Context, client kubernetes.Interface, id, secre
 			return err
 		}
 		key := bootstrapapi.JWSSignatureKeyPrefix + id
-		if cm.Data[key] == sig {
+		changed := cm.Data[key] != sig
+		cm.Data[key] = sig
+		// Signatures of tokens that are gone go with them, as upstream's signer drops them.
+		for k := range cm.Data {
+			other, ok := strings.CutPrefix(k, bootstrapapi.JWSSignatureKeyPrefix)
+			if !ok || other == id {
+				continue
+			}
+			_, err := client.CoreV1().Secrets(metav1.NamespaceSystem).Get(ctx, bootstrapapi.BootstrapTokenSecretPrefix+other, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				delete(cm.Data, k)
+				changed = true
+			}
+		}
+		if !changed {
 			return nil
 		}
-		cm.Data[key] = sig
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			continue

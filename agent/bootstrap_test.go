@@ -167,9 +167,35 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("a restart made %d CSRs, want none", n-1)
 	}
 
+	// A revoked join token is replaced at the server's next start, its signature dropped.
+	if err := admin.CoreV1().Secrets("kube-system").Delete(ctx, "bootstrap-token-"+id, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := agent.EnsureJoinToken(ctx, admin, serverDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewed == token {
+		t.Errorf("a revoked join token was kept")
+	}
+	if b, _ := os.ReadFile(filepath.Join(serverDir, "token")); strings.TrimSpace(string(b)) != renewed {
+		t.Errorf("token file holds %q, want %q", b, renewed)
+	}
+	info, err := admin.CoreV1().ConfigMaps("kube-public").Get(ctx, "cluster-info", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID, _, _ := strings.Cut(renewed, ".")
+	if _, ok := info.Data["jws-kubeconfig-"+id]; ok {
+		t.Errorf("cluster-info keeps the signature of revoked token %s", id)
+	}
+	if _, ok := info.Data["jws-kubeconfig-"+newID]; !ok {
+		t.Errorf("cluster-info lacks the signature of token %s", newID)
+	}
+
 	// Without a pin, the CA is trusted on first use (the signature still proves the server
 	// knows the token).
-	if _, err := agent.Bootstrap(ctx, server, token, "", t.TempDir(), nodeName+"-tofu", nil); err != nil {
+	if _, err := agent.Bootstrap(ctx, server, renewed, "", t.TempDir(), nodeName+"-tofu", nil); err != nil {
 		t.Fatal(err)
 	}
 }
