@@ -29,9 +29,6 @@ func BeforeCreateNode(ctx context.Context, obj runtime.Object, _ bool) (func(), 
 	if n.Name != node {
 		return nil, authz.NodeRestrictionError(node, n.Name)
 	}
-	if n.Spec.ConfigSource != nil {
-		return nil, apierrors.NewForbidden(schema.GroupResource{Resource: "nodes"}, n.Name, fmt.Errorf("node %q is not allowed to create pods with a non-nil configSource", node))
-	}
 	return nil, nil
 }
 
