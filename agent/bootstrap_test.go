@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/agent"
+	"github.com/keelson/keelson/clusterdns"
 	"github.com/keelson/keelson/conformance/cluster"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -147,6 +148,35 @@ func TestBootstrap(t *testing.T) {
 	_, err = node.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "join-test-forbidden"}}, metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) {
 		t.Errorf("namespace create as a node: %v", err)
+	}
+
+	// What the agent's kubelet, proxy and cluster DNS read and write, as the node.
+	if c.Keelson {
+		if err := clusterdns.EnsureService(ctx, node, "10.96.0.0/12", nodeName, "192.0.2.10"); err != nil {
+			t.Errorf("cluster DNS service as the node: %v", err)
+		}
+		if err := clusterdns.EnsureService(ctx, node, "10.96.0.0/12", nodeName, "192.0.2.11"); err != nil {
+			t.Errorf("cluster DNS service updated as the node: %v", err)
+		}
+	}
+	for what, list := range map[string]func() error{
+		"pods on the node": func() error {
+			_, err := node.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + nodeName})
+			return err
+		},
+		"services":   func() error { _, err := node.CoreV1().Services("").List(ctx, metav1.ListOptions{}); return err },
+		"configmaps": func() error { _, err := node.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{}); return err },
+		"secrets":    func() error { _, err := node.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); return err },
+		"slices": func() error {
+			_, err := node.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"nodes":      func() error { _, err := node.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); return err },
+		"namespaces": func() error { _, err := node.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); return err },
+	} {
+		if err := list(); err != nil {
+			t.Errorf("listing %s as the node: %v", what, err)
+		}
 	}
 
 	// A later start reuses the credentials: no second CSR, even without a usable token.
