@@ -201,14 +201,14 @@ func randomString(n int) (string, error) {
 // token, it requests a client certificate for system:node:<nodeName> in system:nodes from the
 // kubernetes.io/kube-apiserver-client-kubelet signer, waits for it to be approved and signed,
 // and writes <dataDir>/agent/kubelet.kubeconfig with the key and certificate. A kubeconfig
-// written before whose certificate still holds is reused without asking the server. log may
-// be nil.
+// written before whose certificate still holds, for the same node, is reused without asking
+// the server (token and caHash unused then). log may be nil.
 func Bootstrap(ctx context.Context, server, token, caHash, dataDir, nodeName string, log *slog.Logger) (*rest.Config, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	path := KubeletKubeconfig(dataDir)
-	if cfg, err := reuse(path); err == nil {
+	if cfg, err := reuse(path, nodeName); err == nil {
 		log.Info("using the node's credentials", "kubeconfig", path)
 		return cfg, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -266,8 +266,9 @@ func Bootstrap(ctx context.Context, server, token, caHash, dataDir, nodeName str
 	return clientcmd.RESTConfigFromKubeConfig(content)
 }
 
-// reuse loads a kubeconfig written by an earlier bootstrap whose certificate has not expired.
-func reuse(path string) (*rest.Config, error) {
+// reuse loads a kubeconfig written by an earlier bootstrap whose certificate, for this node,
+// has not expired.
+func reuse(path, nodeName string) (*rest.Config, error) {
 	content, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -282,6 +283,9 @@ func reuse(path string) (*rest.Config, error) {
 	}
 	if time.Now().After(certs[0].NotAfter) {
 		return nil, fmt.Errorf("certificate expired at %s", certs[0].NotAfter)
+	}
+	if nodeName != "" && certs[0].Subject.CommonName != "system:node:"+nodeName {
+		return nil, fmt.Errorf("certificate is %s's, not system:node:%s", certs[0].Subject.CommonName, nodeName)
 	}
 	return cfg, nil
 }
