@@ -208,7 +208,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
-	s.authn = authn.New(s.bundle.Pool, &authn.BootstrapTokens{Secrets: s.secret, Next: s.api})
+	s.authn = authn.New(s.bundle.Pool, &authn.BootstrapTokens{Secrets: s.api.Secret, Next: s.api})
 	alloc, err := services.NewAllocators(s.api, opts.ServiceCIDR)
 	if err != nil {
 		return err

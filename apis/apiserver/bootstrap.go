@@ -18,7 +18,6 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -273,17 +272,4 @@ func (s *Server) reconcileEndpoints(ctx context.Context, c kubernetes.Interface)
 		}
 	}
 	return nil
-}
-
-// secret reads a Secret for the bootstrap token authenticator.
-func (s *Server) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	obj, err := s.api.Lookup(ctx, schema.GroupResource{Resource: "secrets"}, namespace, name)
-	if err != nil {
-		return nil, err
-	}
-	secret, ok := obj.(*corev1.Secret)
-	if !ok {
-		return nil, fmt.Errorf("secret %s/%s: unexpected %T", namespace, name, obj)
-	}
-	return secret, nil
 }

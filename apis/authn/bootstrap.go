@@ -26,6 +26,9 @@ var (
 // expired, not for authentication, or deleted.
 var ErrBootstrapToken = errors.New("authn: invalid bootstrap token")
 
+// IsBootstrapToken tells whether a bearer token has a bootstrap token's form.
+func IsBootstrapToken(token string) bool { return bootstrapTokenRe.MatchString(token) }
+
 // SecretGetter reads a Secret; the result is shared and must not be modified.
 type SecretGetter func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 

@@ -124,6 +124,18 @@ var _ = Describe("Bootstrap tokens", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(who.Username).To(Equal("system:bootstrap:" + id))
 		Expect(who.Groups).To(ConsistOf("system:bootstrappers", kubeadmGroup, "system:bootstrappers:keelson-test", "system:authenticated"))
+
+		// A TokenReview says the same, for the API server's own audience.
+		review, err := client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(review.Status.Authenticated).To(BeTrue())
+		Expect(review.Status.User.Username).To(Equal("system:bootstrap:" + id))
+		Expect(review.Status.User.Groups).To(ConsistOf(who.Groups))
+		Expect(review.Status.Audiences).NotTo(BeEmpty())
+		review, err = client.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+			Token: token, Audiences: []string{"keelson-test-audience"}}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(review.Status.Authenticated).To(BeFalse())
 	})
 
 	It("are refused with 401 when the secret is wrong, the token expired, is not for authentication, is unknown or is deleted", func(ctx SpecContext) {
