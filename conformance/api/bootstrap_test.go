@@ -187,6 +187,12 @@ var _ = Describe("Joining nodes", func() {
 		_, err = boot.CertificatesV1().CertificateSigningRequests().List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
 
+		rules, err := boot.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
+			Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: "default"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rules.Status.ResourceRules).To(ContainElement(And(
+			HaveField("APIGroups", ConsistOf("certificates.k8s.io")), HaveField("Resources", ConsistOf("certificatesigningrequests/nodeclient")))))
+
 		// A bootstrapper may not approve its own request.
 		approve := csr.DeepCopy()
 		approve.Status.Conditions = append(approve.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
@@ -235,6 +241,12 @@ var _ = Describe("Joining nodes", func() {
 			_ = client.CoordinationV1().Leases("kube-node-lease").Delete(ctx, name, metav1.DeleteOptions{})
 			_ = client.CoordinationV1().Leases("kube-node-lease").Delete(ctx, other, metav1.DeleteOptions{})
 		})
+
+		// A node's permissions follow its pods: they cannot be listed.
+		rules, err := node.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authorizationv1.SelfSubjectRulesReview{
+			Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: "default"}}, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rules.Status.Incomplete).To(BeTrue())
 
 		// Its own Node, status and Lease.
 		n, err := node.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
