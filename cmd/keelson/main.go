@@ -107,6 +107,10 @@ func runServer(ctx context.Context, name string, args []string) error {
 		fs.StringVar(&cmOpts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "range of pod IPs, cut into a podCIDR per node (empty: no podCIDRs)")
 	}
 	_ = fs.Parse(args)
+	if name == "server" && len(cmOpts.Controllers) == 0 {
+		// As kubeadm runs it: the bootstrap signer signs cluster-info for joining nodes.
+		cmOpts.Controllers = []string{"*", "bootstrap-signer-controller"}
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
