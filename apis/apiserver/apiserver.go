@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keelson/keelson/apis/admission/noderestriction"
 	"github.com/keelson/keelson/apis/admission/priority"
 	saadmission "github.com/keelson/keelson/apis/admission/serviceaccount"
 	"github.com/keelson/keelson/apis/aggregator"
@@ -207,14 +208,15 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	if err != nil {
 		return err
 	}
-	s.authn = authn.New(s.bundle.Pool, s.api)
+	s.authn = authn.New(s.bundle.Pool, &authn.BootstrapTokens{Secrets: s.api.Secret, Next: s.api})
 	alloc, err := services.NewAllocators(s.api, opts.ServiceCIDR)
 	if err != nil {
 		return err
 	}
 	s.api.SetHooks(schema.GroupResource{Resource: "services"}, alloc.Hooks())
 	s.api.SetHooks(schema.GroupResource{Resource: "pods"}, rest.Hooks{BeforeCreate: rest.Chain(
-		saadmission.New(s.api).BeforeCreate, priority.New(s.api).BeforeCreate)})
+		noderestriction.BeforeCreatePod, saadmission.New(s.api).BeforeCreate, priority.New(s.api).BeforeCreate)})
+	s.api.SetHooks(schema.GroupResource{Resource: "nodes"}, rest.Hooks{BeforeCreate: noderestriction.BeforeCreateNode})
 	s.api.SetHooks(schema.GroupResource{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}, rest.Hooks{BeforeCreate: strategy.CSRRequester})
 	s.alloc = alloc
 	kubeletCert, kubeletKey, err := s.bundle.ClientPair(kubeletClient, kubeletClientName, []string{kubeletClientGroup})

@@ -3,9 +3,12 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keelson/keelson/apis/authn"
@@ -35,6 +38,11 @@ func (s *Server) LoopbackConfig() (*rest.Config, error) {
 		QPS:             -1,
 		UserAgent:       "keelson-apiserver",
 	}, nil
+}
+
+// AdvertiseURL is where other nodes reach this server, as cluster-info publishes it.
+func (s *Server) AdvertiseURL() string {
+	return "https://" + net.JoinHostPort(s.opts.AdvertiseAddress, strconv.Itoa(s.opts.Port))
 }
 
 // CAPEM is the cluster CA certificate, PEM-encoded.
@@ -112,7 +120,54 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err := s.bootstrapAggregation(ctx, c); err != nil {
 		return err
 	}
+	if err := s.publishClusterInfo(ctx, c); err != nil {
+		return err
+	}
 	return s.reconcileKubernetesService(ctx, c)
+}
+
+// ClusterInfo is the kube-public ConfigMap holding, under "kubeconfig", a kubeconfig with the
+// cluster's address and CA, as kubeadm publishes it for joining nodes.
+const ClusterInfo = "cluster-info"
+
+// publishClusterInfo writes kube-public/cluster-info, or updates its kubeconfig when the
+// address or CA changed (dropping the signatures of the old content).
+func (s *Server) publishClusterInfo(ctx context.Context, c kubernetes.Interface) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters[""] = &clientcmdapi.Cluster{
+		Server:                   s.AdvertiseURL(),
+		CertificateAuthorityData: s.bundle.CAPEM,
+	}
+	content, err := clientcmd.Write(*kc)
+	if err != nil {
+		return err
+	}
+	cms := c.CoreV1().ConfigMaps(metav1.NamespacePublic)
+	cm, err := cms.Get(ctx, ClusterInfo, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ClusterInfo, Namespace: metav1.NamespacePublic},
+			Data: map[string]string{"kubeconfig": string(content)}}
+		if _, err := cms.Create(ctx, cm, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("cluster-info: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("cluster-info: %w", err)
+	case cm.Data["kubeconfig"] == string(content):
+		return nil
+	}
+	data := map[string]string{"kubeconfig": string(content)}
+	for k, v := range cm.Data {
+		if !strings.HasPrefix(k, "jws-kubeconfig-") && k != "kubeconfig" {
+			data[k] = v
+		}
+	}
+	cm.Data = data
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("cluster-info: %w", err)
+	}
+	return nil
 }
 
 // kubernetesServiceInterval is how often the API server puts the kubernetes Service and its

@@ -63,6 +63,12 @@ func isPublic(path string) bool {
 	return strings.HasPrefix(path, "/healthz/") || strings.HasPrefix(path, "/livez/") || strings.HasPrefix(path, "/readyz/")
 }
 
+// isClusterInfo is a read of kube-public/cluster-info, which kubeadm lets anonymous users get:
+// a joining node learns the cluster's CA from it before it holds any credential.
+func isClusterInfo(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+}
+
 func (s *Server) withAuthentication(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, err := s.authn.Authenticate(r)
@@ -71,7 +77,7 @@ func (s *Server) withAuthentication(next http.Handler) http.Handler {
 			return
 		}
 		if u == nil {
-			if !isPublic(r.URL.Path) {
+			if !isPublic(r.URL.Path) && !isClusterInfo(r) {
 				writeStatus(w, metav1.Status{Status: metav1.StatusFailure, Message: "Unauthorized", Reason: metav1.StatusReasonUnauthorized, Code: http.StatusUnauthorized})
 				return
 			}
@@ -94,7 +100,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			attrs.Resource = &info
 		}
 		if d := authz.Authorize(attrs); !d.Allowed {
-			writeStatus(w, statusOf(authz.ForbiddenError(attrs)))
+			writeStatus(w, statusOf(authz.ForbiddenError(attrs, d)))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -2,6 +2,26 @@
 // fresh upstream cluster grants before any binding exists: everything to system:masters, and to
 // every authenticated user only discovery, health, version and the self-review APIs (the bootstrap
 // roles system:discovery, system:public-info-viewer and system:basic-user).
+//
+// Joining nodes get what a kubeadm cluster grants them, and no more:
+//
+//   - system:anonymous may get the ConfigMap kube-public/cluster-info (kubeadm's
+//     kubeadm:bootstrap-signer-clusterinfo Role), from which a joining node learns the cluster CA.
+//   - system:bootstrappers (users of bootstrap tokens) may create, get, list and watch
+//     certificatesigningrequests (the system:node-bootstrapper role kubeadm binds) and create
+//     certificatesigningrequests/nodeclient, the permission the CSR approver checks to
+//     auto-approve a kubelet client certificate (kubeadm's kubeadm:node-autoapprove-bootstrap,
+//     which it binds to the group of its default tokens; here every bootstrapper holds it).
+//   - system:nodes, as the user system:node:<name>, may do what the agent's kubelet, service proxy
+//     and cluster DNS do, modelled on upstream's Node authorizer and the system:node and
+//     system:node-proxier roles; see nodeRules. Upstream's Node authorizer follows a graph of
+//     pods bound to the node and what they reference, and NodeRestriction admission checks the
+//     bodies of writes; this authorizer looks at the request's attributes only: a node may
+//     read every Node, pod, configmap, secret, PVC, PV, service and slice, write the status of
+//     and evict any pod, and request tokens for any service account. Writes to another Node
+//     or its status get NodeRestriction's refusal here; node creation and pod creation (mirror
+//     pods only) are checked by apis/admission/noderestriction; node Leases are held to the
+//     node's name, with the Node authorizer's reasons.
 package authz
 
 import (
@@ -19,6 +39,10 @@ import (
 type Decision struct {
 	Allowed bool
 	Reason  string
+	// Err, on a refusal, is the error to answer in place of the authorizer's: what upstream
+	// answers for a request its authorizer lets through and its admission refuses before
+	// looking at the body (a node writing another Node).
+	Err error
 }
 
 // nonResourcePaths anyone authenticated may GET.
@@ -66,17 +90,43 @@ func Authorize(a Attributes) Decision {
 	if a.Resource.Verb == "create" && a.Resource.Subresource == "" && selfReviews[a.Resource.GroupResource()] {
 		return Decision{Allowed: true}
 	}
+	if a.User.Name == authn.UserAnonymous && isClusterInfo(a.Resource) {
+		return Decision{Allowed: true}
+	}
+	if inGroup(a.User, authn.GroupBootstrappers) && bootstrapperMay(a.Resource) {
+		return Decision{Allowed: true}
+	}
+	if node, ok := NodeName(a.User); ok {
+		return nodeDecision(node, a.Resource)
+	}
 	return Decision{}
 }
 
-// ForbiddenError is upstream's 403 for a refused request.
-func ForbiddenError(a Attributes) error {
+func inGroup(u *authn.User, group string) bool {
+	for _, g := range u.Groups {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
+
+// ForbiddenError is upstream's 403 for a refused request: the decision's error, or "User ...
+// cannot ..." followed by the decision's reason.
+func ForbiddenError(a Attributes, d Decision) error {
+	if d.Err != nil {
+		return d.Err
+	}
+	reason := ""
+	if d.Reason != "" {
+		reason = ": " + d.Reason
+	}
 	user := "system:anonymous"
 	if a.User != nil {
 		user = a.User.Name
 	}
 	if a.Resource == nil {
-		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q", user, a.Verb, a.Path))
+		return apierrors.NewForbidden(schema.GroupResource{}, "", fmt.Errorf("User %q cannot %s path %q%s", user, a.Verb, a.Path, reason))
 	}
 	info := a.Resource
 	resource := info.Resource
@@ -88,7 +138,7 @@ func ForbiddenError(a Attributes) error {
 		scope = fmt.Sprintf("in the namespace %q", info.Namespace)
 	}
 	return apierrors.NewForbidden(info.GroupResource(), info.Name,
-		fmt.Errorf("User %q cannot %s resource %q in API group %q %s", user, info.Verb, resource, info.Group, scope))
+		fmt.Errorf("User %q cannot %s resource %q in API group %q %s%s", user, info.Verb, resource, info.Group, scope, reason))
 }
 
 // Verb is the Kubernetes verb of a non-resource request.

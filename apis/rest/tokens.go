@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/serviceaccount"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -185,6 +187,37 @@ func userOfClaims(c *serviceaccount.Claims) *authn.User {
 	return u
 }
 
+// Secret reads a Secret from the cache, or from etcd when the cache has not seen it yet. It is
+// shared: never modify it.
+func (a *API) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	obj, err := a.Lookup(ctx, schema.GroupResource{Resource: "secrets"}, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	secret, ok := obj.(*corev1.Secret)
+	if !ok {
+		return nil, fmt.Errorf("secret %s/%s: unexpected %T", namespace, name, obj)
+	}
+	return secret, nil
+}
+
+// reviewBootstrapToken answers a TokenReview of a bootstrap token. Such tokens carry no audience:
+// as upstream's audience-agnostic wrapper, the review holds for the API server's own audience
+// only, and reports it. A token that does not hold is, as upstream's authenticator answers it,
+// not authenticated, without an error.
+func (a *API) reviewBootstrapToken(ctx context.Context, tr *authenticationv1.TokenReview) {
+	if len(tr.Spec.Audiences) > 0 && !slices.Contains(tr.Spec.Audiences, serviceaccount.DefaultAudience) {
+		return
+	}
+	u, err := (&authn.BootstrapTokens{Secrets: a.Secret}).AuthenticateToken(ctx, tr.Spec.Token)
+	if err != nil {
+		return
+	}
+	tr.Status.Authenticated = true
+	tr.Status.User = authenticationv1.UserInfo{Username: u.Name, Groups: u.Groups}
+	tr.Status.Audiences = []string{serviceaccount.DefaultAudience}
+}
+
 // reviewToken answers a TokenReview.
 func (a *API) reviewToken(ctx context.Context, tr *authenticationv1.TokenReview) {
 	audiences := tr.Spec.Audiences
@@ -192,6 +225,10 @@ func (a *API) reviewToken(ctx context.Context, tr *authenticationv1.TokenReview)
 		audiences = []string{serviceaccount.DefaultAudience}
 	}
 	tr.Status = authenticationv1.TokenReviewStatus{}
+	if authn.IsBootstrapToken(tr.Spec.Token) {
+		a.reviewBootstrapToken(ctx, tr)
+		return
+	}
 	if a.tokens == nil {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/keelson/keelson/apis/authn"
 	"github.com/keelson/keelson/apis/authz"
@@ -205,10 +206,9 @@ func accessReview(u *authn.User, ra *authorizationv1.ResourceAttributes, nra *au
 	case nra != nil:
 		attrs.Path, attrs.Verb = nra.Path, nra.Verb
 	}
-	if authz.Authorize(attrs).Allowed {
-		return authorizationv1.SubjectAccessReviewStatus{Allowed: true}
-	}
-	return authorizationv1.SubjectAccessReviewStatus{}
+	d := authz.Authorize(attrs)
+	// A refusal carrying its own error is admission's, past an authorizer that allows.
+	return authorizationv1.SubjectAccessReviewStatus{Allowed: d.Allowed || d.Err != nil, Reason: d.Reason}
 }
 
 // rulesReview lists what a user may do, as the authorizer grants it.
@@ -219,7 +219,7 @@ func rulesReview(u *authn.User) authorizationv1.SubjectRulesReviewStatus {
 			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
 		}
 	}
-	return authorizationv1.SubjectRulesReviewStatus{
+	st := authorizationv1.SubjectRulesReviewStatus{
 		ResourceRules: []authorizationv1.ResourceRule{
 			{Verbs: []string{"create"}, APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"selfsubjectaccessreviews", "selfsubjectrulesreviews"}},
 			{Verbs: []string{"create"}, APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"selfsubjectreviews"}},
@@ -228,4 +228,17 @@ func rulesReview(u *authn.User) authorizationv1.SubjectRulesReviewStatus {
 			{Verbs: []string{"get"}, NonResourceURLs: []string{"/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"}},
 		},
 	}
+	// Bootstrappers' roles are enumerable; the Node authorizer's are not, as upstream says.
+	if slices.Contains(u.Groups, authn.GroupBootstrappers) {
+		st.ResourceRules = append(st.ResourceRules,
+			authorizationv1.ResourceRule{Verbs: []string{"create", "get", "list", "watch"}, APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests"}},
+			authorizationv1.ResourceRule{Verbs: []string{"create"}, APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests/nodeclient"}})
+	}
+	if _, ok := authz.NodeName(u); ok {
+		st.ResourceRules = append(st.ResourceRules,
+			authorizationv1.ResourceRule{Verbs: []string{"create"}, APIGroups: []string{"certificates.k8s.io"}, Resources: []string{"certificatesigningrequests/selfnodeclient"}})
+		st.Incomplete = true
+		st.EvaluationError = "node authorizer does not support user rule resolution"
+	}
+	return st
 }

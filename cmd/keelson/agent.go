@@ -9,6 +9,9 @@ import (
 	"os"
 
 	"github.com/keelson/keelson/agent"
+	"github.com/keelson/keelson/apis/apiserver"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -32,18 +35,44 @@ func agentFlags(fs *flag.FlagSet, opts *agent.Options) {
 func runAgent(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ExitOnError)
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig the node uses to reach the cluster")
+	server := fs.String("server", "", "URL of the API server to join with --token (https://HOST:PORT)")
+	token := fs.String("token", "", "bootstrap token to join with (keelson server writes one to <data-dir>/token)")
+	caHash := fs.String("ca-cert-hash", "", "sha256:<hex> pin of the cluster CA's public key (default: trust the CA on first use)")
 	var opts agent.Options
 	fs.StringVar(&opts.DataDir, "data-dir", "/var/lib/keelson", "the node's data directory (state under <data-dir>/agent)")
 	fs.StringVar(&opts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod range, as the server's --cluster-cidr")
 	fs.StringVar(&opts.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "the cluster's service range, as the server's")
 	agentFlags(fs, &opts)
 	_ = fs.Parse(args)
-	if *kubeconfig == "" {
-		return fmt.Errorf("keelson agent: --kubeconfig (or KUBECONFIG) names the cluster to join")
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
-		return err
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
+	var cfg *rest.Config
+	var err error
+	switch {
+	case *token != "" || *server != "":
+		if *token == "" || *server == "" {
+			return fmt.Errorf("keelson agent: --server and --token go together")
+		}
+		if opts.NodeName == "" {
+			if opts.NodeName, err = os.Hostname(); err != nil {
+				return err
+			}
+		}
+		if cfg, err = agent.Bootstrap(ctx, *server, *token, *caHash, opts.DataDir, opts.NodeName, log); err != nil {
+			return err
+		}
+	case *kubeconfig != "":
+		if cfg, err = clientcmd.BuildConfigFromFlags("", *kubeconfig); err != nil {
+			return err
+		}
+	default:
+		// A node that joined with a token before keeps its credentials.
+		if _, err := os.Stat(agent.KubeletKubeconfig(opts.DataDir)); err == nil {
+			if cfg, err = clientcmd.BuildConfigFromFlags("", agent.KubeletKubeconfig(opts.DataDir)); err != nil {
+				return err
+			}
+			break
+		}
+		return fmt.Errorf("keelson agent: --server with --token, or --kubeconfig (or KUBECONFIG), names the cluster to join")
 	}
 	// The kubelet's API accepts clients whose certificates the cluster CA signed.
 	opts.ClientCA = cfg.CAData
@@ -57,6 +86,28 @@ func runAgent(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
+	opts.Log = log
 	return agent.Run(ctx, cfg, opts)
+}
+
+// joinCommand makes sure the cluster has its join token and returns the command that joins a
+// node with it.
+func joinCommand(ctx context.Context, s *apiserver.Server, dataDir string) (string, error) {
+	cfg, err := s.LoopbackConfig()
+	if err != nil {
+		return "", err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	token, err := agent.EnsureJoinToken(ctx, client, dataDir)
+	if err != nil {
+		return "", err
+	}
+	hash, err := agent.CACertHashPEM(s.CAPEM())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("keelson agent --server %s --token %s --ca-cert-hash %s --data-dir /var/lib/keelson", s.AdvertiseURL(), token, hash), nil
 }

@@ -36,7 +36,8 @@ Usage:
   keelson proxy               the service proxy alone, on nftables (--kubeconfig)
   keelson simulate-nodes      simulated nodes for tests and scale (--count, --kubeconfig);
                               no container runs on them
-  keelson agent               a node joining a cluster (--kubeconfig, --data-dir, --node-name, --node-ip)
+  keelson agent               a node joining a cluster (--server and --token, or --kubeconfig;
+                              --data-dir, --node-name, --node-ip)
   keelson images build        write the pause and busybox image archives (--data-dir)
   keelson cluster-dns         cluster DNS alone (--kubeconfig, --listen, --node-name)
   keelson version
@@ -106,6 +107,10 @@ func runServer(ctx context.Context, name string, args []string) error {
 		fs.StringVar(&cmOpts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "range of pod IPs, cut into a podCIDR per node (empty: no podCIDRs)")
 	}
 	_ = fs.Parse(args)
+	if name == "server" && len(cmOpts.Controllers) == 0 {
+		// As kubeadm runs it: the bootstrap signer signs cluster-info for joining nodes.
+		cmOpts.Controllers = []string{"*", "bootstrap-signer-controller"}
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -154,7 +159,18 @@ func runServer(ctx context.Context, name string, args []string) error {
 				go func() { errc <- agent.Run(ctx, cfg, agentOpts) }()
 			}
 		}
+		join := ""
+		if name == "server" {
+			j, err := joinCommand(ctx, s, *dataDir)
+			if err != nil {
+				return err
+			}
+			join = j
+		}
 		fmt.Printf("Keelson is ready (%s). To use it:\n\n  export KUBECONFIG=%s\n\n", time.Since(begin).Round(time.Millisecond), s.KubeconfigPath)
+		if join != "" {
+			fmt.Printf("To join another node:\n\n  %s\n\n", join)
+		}
 	case err := <-errc:
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keelson/keelson/controllers/bootstrapsigner"
 	"github.com/keelson/keelson/controllers/certificates"
 	"github.com/keelson/keelson/controllers/cronjob"
 	"github.com/keelson/keelson/controllers/daemonset"
@@ -113,6 +114,7 @@ func controllers(opts Options) []controller {
 			return tokencleaner.NewLegacy(c, tokencleaner.LegacyOptions{CleanUpPeriod: opts.LegacyServiceAccountTokenCleanUpPeriod})
 		}, "legacy-serviceaccount-token-cleaner-controller", "legacy-serviceaccount-token-cleaner"),
 		{names: []string{"token-cleaner-controller", "tokencleaner"}, build: tokencleaner.NewBootstrap},
+		{names: []string{"bootstrap-signer-controller", "bootstrapsigner"}, build: bootstrapsigner.New},
 	}
 	// Upstream runs the signer only with a signing pair, and node IPAM only with a cluster CIDR.
 	if len(opts.ClusterSigningCert) > 0 && len(opts.ClusterSigningKey) > 0 {
