@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/keelson/keelson/agent/nodenet"
 	"github.com/keelson/keelson/clusterdns"
 	"github.com/keelson/keelson/kubelet"
 	"github.com/keelson/keelson/kubelet/containerd"
@@ -108,6 +109,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 		}
 		return clusterdns.Run(ctx, cfg, clusterdns.Options{Listen: net.JoinHostPort(opts.NodeIP.String(), "53"),
 			Domain: opts.ClusterDomain, Log: opts.Log.With("component", "cluster-dns")})
+	})
+	g.Go(func() error {
+		// Pods of the nodes next to this one (on the same host) are reached through them.
+		return nodenet.RunRoutes(ctx, client, nodenet.RoutesOptions{Log: opts.Log.With("component", "routes")})
 	})
 	g.Go(func() error {
 		var dns []string
