@@ -47,15 +47,21 @@ func HostInterface(netns string) string {
 
 // Setup creates the network namespace (or reuses it) with a veth pair to the current
 // namespace, loopback up, a default route via the host side and forwarding on in both.
-func Setup(netns string) (*Link, error) {
+func Setup(netns string) (_ *Link, setupErr error) {
 	if netns == "" || strings.ContainsAny(netns, "/ ") {
 		return nil, fmt.Errorf("nodenet: bad network namespace name %q", netns)
 	}
 	l := &Link{Netns: netns, HostIf: HostInterface(netns)}
-	if _, err := os.Stat(l.Path()); err != nil {
+	if _, statErr := os.Stat(l.Path()); statErr != nil {
 		if err := ip("netns", "add", netns); err != nil {
 			return nil, err
 		}
+		// A namespace made here goes again when it cannot be set up.
+		defer func() {
+			if setupErr != nil {
+				_ = l.Teardown()
+			}
+		}()
 	}
 	if link, err := netlink.LinkByName(l.HostIf); err == nil {
 		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
@@ -132,7 +138,10 @@ func freeLinkAddress() (net.IP, error) {
 			}
 		}
 		for _, r := range routes {
-			if r.Dst != nil && (r.Dst.Contains(cand.IP) || cand.Contains(r.Dst.IP)) {
+			if r.Dst == nil {
+				continue
+			}
+			if ones, _ := r.Dst.Mask.Size(); ones > 0 && (r.Dst.Contains(cand.IP) || cand.Contains(r.Dst.IP)) {
 				used = true
 			}
 		}
