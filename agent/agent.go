@@ -124,6 +124,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			ClientCA: opts.ClientCA, Port: opts.KubeletPort, Log: opts.Log.With("component", "kubelet")})
 	})
 	err = g.Wait()
+	leave(client, opts.NodeName)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -110,12 +110,31 @@ var _ = Describe("Two nodes on one host", Ordered, func() {
 			have, err = readyNodes(ctx)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(len(have)).To(BeNumerically(">=", 2), "the second node's log:\n%s", testCluster.NodeLog(secondNode))
+			if added {
+				g.Expect(have).To(ContainElement(secondNode))
+			}
 		}).WithTimeout(2 * time.Minute).Should(Succeed())
 		nodes = have[:2]
 		if added {
 			nodes[1] = secondNode
 		}
+		// A node's pods get addresses from its podCIDR, which the node-ipam controller assigns
+		// once the Node registers.
+		for _, n := range nodes {
+			Eventually(func(g Gomega) {
+				node, err := client.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(node.Spec.PodCIDR).NotTo(BeEmpty(), "node %s has no podCIDR", n)
+			}).Should(Succeed())
+		}
 		ns = newNamespace(ctx)
+	})
+
+	JustAfterEach(func() {
+		if CurrentSpecReport().Failed() && testCluster.Keelson {
+			GinkgoWriter.Printf("the server's log (end):\n%s\nthe second node's log (end):\n%s\n",
+				tail(testCluster.Log(), 150), tail(testCluster.NodeLog(secondNode), 80))
+		}
 	})
 
 	It("are both Ready with their own names, addresses and podCIDRs", func(ctx SpecContext) {
@@ -254,3 +273,12 @@ var _ = Describe("Two nodes on one host", Ordered, func() {
 		Expect(os.IsNotExist(err)).To(BeTrue(), "the network namespace %s is still there", secondNode)
 	})
 })
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
