@@ -85,8 +85,11 @@ func RunRoutes(ctx context.Context, client kubernetes.Interface, opts RoutesOpti
 }
 
 // SyncRoutes makes this namespace's routes of RouteProtocol exactly the routes to the given
-// Nodes' podCIDRs via their neighbouring InternalIPs.
+// Nodes' podCIDRs via their neighbouring InternalIPs (log may be nil).
 func SyncRoutes(nodes []*corev1.Node, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	local, connected, err := interfaceNetworks()
 	if err != nil {
 		return err
