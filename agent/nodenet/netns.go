@@ -166,12 +166,13 @@ type AgentOptions struct {
 	// Keep leaves the namespace and its veth pair when the agent ends.
 	Keep bool
 	// Kubeconfig names the cluster; a loopback server address in it is reached from the
-	// namespace through the host side of the veth pair.
+	// namespace through the host side of the veth pair. Empty: the agent's other ways to join
+	// (--server and --token, or the credentials of an earlier join) in Args.
 	Kubeconfig string
 	// DataDir is the node's data directory; NodeName its name (default: Netns).
 	DataDir, NodeName string
-	// Args are the agent's command-line arguments; the node's --kubeconfig, --node-ip and
-	// --node-name are appended, and --netns is cleared.
+	// Args are the agent's command-line arguments; the node's --node-ip, --node-name and
+	// (with Kubeconfig) --kubeconfig are appended, and --netns is cleared.
 	Args []string
 	Log  *slog.Logger
 }
@@ -203,24 +204,29 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		}()
 	}
 	opts.Log.Info("node network ready", "netns", opts.Netns, "node-ip", link.NodeIP, "host-ip", link.HostIP, "host-if", link.HostIf)
-	kubeconfig := filepath.Join(opts.DataDir, "agent", "netns.kubeconfig")
-	if err := rewriteKubeconfig(opts.Kubeconfig, kubeconfig, link.HostIP); err != nil {
-		return err
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	args := append([]string{"--net=" + link.Path(), "--", self, "agent"}, opts.Args...)
-	args = append(args, "--netns=", "--kubeconfig", kubeconfig, "--node-ip", link.NodeIP.String(), "--node-name", opts.NodeName)
+	args = append(args, "--netns=", "--node-ip", link.NodeIP.String(), "--node-name", opts.NodeName)
+	// With a kubeconfig, this side keeps the host's routes too (a server without its own node
+	// keeps none); a node joining with a token reaches the server at the URL it was given.
+	var client kubernetes.Interface
+	if opts.Kubeconfig != "" {
+		kubeconfig := filepath.Join(opts.DataDir, "agent", "netns.kubeconfig")
+		if err := rewriteKubeconfig(opts.Kubeconfig, kubeconfig, link.HostIP); err != nil {
+			return err
+		}
+		args = append(args, "--kubeconfig", kubeconfig)
+		cfg, err := clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		if client, err = kubernetes.NewForConfig(cfg); err != nil {
+			return err
+		}
+	}
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -231,6 +237,11 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 	routesDone := make(chan struct{})
 	go func() {
 		defer close(routesDone)
+		if client == nil {
+			<-routesCtx.Done()
+			removeRoutesVia(link.NodeIP)
+			return
+		}
 		_ = RunRoutes(routesCtx, client, RoutesOptions{ForgetOnExit: []net.IP{link.NodeIP}, Log: opts.Log.With("component", "routes")})
 	}()
 	exited := make(chan error, 1)
