@@ -1,5 +1,6 @@
 # Keelson: a Kubernetes cluster from one binary.
 #   make run    install what is needed, build, start a one-node cluster, print the KUBECONFIG line
+#   make run-two  the same with a second node (keelson agent in network namespace keelson-node2)
 #   make test   install what is needed and run the whole test suite
 #   make bench  print API server throughput and latency figures
 #   make generate  regenerate the committed OpenAPI definitions
@@ -12,7 +13,7 @@ K8S_VERSION := v1.37.2
 VERSION_PKG := k8s.io/component-base/version
 KUBECTL_LDFLAGS := -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=37 -X $(VERSION_PKG).gitTreeState=clean
 
-.PHONY: all build images kubectl helm k9s run test generate bench deps vet fmt-check clean
+.PHONY: all build images kubectl helm k9s run run-two test generate bench deps vet fmt-check clean
 
 all: build
 
@@ -56,6 +57,20 @@ images: build
 
 run: build images
 	./bin/keelson server --data-dir $(DATA_DIR) --secure-port $(PORT)
+
+# run-two starts the server (with its node) in the background and, once it answers, a second
+# node in the foreground: `keelson agent` in network namespace keelson-node2 (a veth pair to
+# this host, node address 10.254.N.2), data in $(DATA_DIR)/node2. Ctrl-C stops both; the second
+# node's namespace and the host's route to its pods go with it.
+run-two: build images
+	./bin/keelson images build --data-dir $(DATA_DIR)/node2 --pause-binary bin/keelson-pause
+	rm -f $(DATA_DIR)/server.out; \
+	./bin/keelson server --data-dir $(DATA_DIR) --secure-port $(PORT) > >(tee $(DATA_DIR)/server.out) & server=$$!; \
+	trap 'kill -INT $$server 2>/dev/null; wait $$server' EXIT; \
+	until grep -q "export KUBECONFIG" $(DATA_DIR)/server.out 2>/dev/null; do \
+		kill -0 $$server 2>/dev/null || exit 1; sleep 0.5; \
+	done; \
+	./bin/keelson agent --netns keelson-node2 --node-name keelson-node2 --kubeconfig $(DATA_DIR)/admin.kubeconfig --data-dir $(DATA_DIR)/node2
 
 vet:
 	$(GO) vet ./...

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/keelson/keelson/agent/nodenet"
 	"github.com/keelson/keelson/clusterdns"
 	"github.com/keelson/keelson/kubelet"
 	"github.com/keelson/keelson/kubelet/containerd"
@@ -110,6 +111,10 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			Domain: opts.ClusterDomain, Log: opts.Log.With("component", "cluster-dns")})
 	})
 	g.Go(func() error {
+		// Pods of the nodes next to this one (on the same host) are reached through them.
+		return nodenet.RunRoutes(ctx, client, nodenet.RoutesOptions{Log: opts.Log.With("component", "routes")})
+	})
+	g.Go(func() error {
 		var dns []string
 		if opts.ClusterDNS != "" {
 			dns = []string{opts.ClusterDNS}
@@ -119,6 +124,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 			ClientCA: opts.ClientCA, Port: opts.KubeletPort, Log: opts.Log.With("component", "kubelet")})
 	})
 	err = g.Wait()
+	leave(client, opts.NodeName)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/keelson/keelson/agent"
+	"github.com/keelson/keelson/agent/nodenet"
 	"github.com/keelson/keelson/apis/apiserver"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -43,7 +44,14 @@ func runAgent(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "the cluster's pod range, as the server's --cluster-cidr")
 	fs.StringVar(&opts.ServiceCIDR, "service-cluster-ip-range", "10.96.0.0/12", "the cluster's service range, as the server's")
 	agentFlags(fs, &opts)
+	netns := fs.String("netns", "", "run the node in this network namespace (created when missing, with a veth pair to this one; needs root)")
+	keepNetns := fs.Bool("keep-netns", false, "with --netns: leave the namespace when the agent ends")
 	_ = fs.Parse(args)
+	if *netns != "" {
+		return nodenet.RunAgent(ctx, nodenet.AgentOptions{Netns: *netns, Keep: *keepNetns, Kubeconfig: *kubeconfig,
+			DataDir: opts.DataDir, NodeName: opts.NodeName, Args: args,
+			Log: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "netns")})
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "agent")
 	var cfg *rest.Config
 	var err error

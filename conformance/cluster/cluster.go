@@ -35,6 +35,8 @@ type Cluster struct {
 	log  *SyncBuffer
 	// agent is true when the started server runs its node agent.
 	agent bool
+	// nodes are the nodes AddNode started.
+	nodes []*extraNode
 }
 
 // Start returns the cluster named by KUBECONFIG, or starts a Keelson server.
@@ -123,6 +125,10 @@ func (c *Cluster) Stop() {
 	if !c.Keelson || c.cmd == nil {
 		return
 	}
+	for _, n := range c.nodes {
+		n.stop()
+	}
+	c.nodes = nil
 	_ = c.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()

@@ -229,5 +229,12 @@ var _ = Describe("A node agent that restarts", func() {
 			g.Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeZero())
 		}, "3s").Should(Succeed())
 		Expect(runtimeHas(ctx, string(before.UID))).To(BeTrue())
+		// The next specs need the controllers, which lead again only once the old process's
+		// lease is released or expires: wait for a new namespace's default ServiceAccount.
+		next := newNamespace(ctx)
+		Eventually(func() error {
+			_, err := client.CoreV1().ServiceAccounts(next).Get(ctx, "default", metav1.GetOptions{})
+			return err
+		}).WithTimeout(time.Minute).Should(Succeed())
 	})
 })
