@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +40,9 @@ import (
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
+
+// resyncEvery is how many relists (one a second) pass between syncs of every pod, changed or not.
+const resyncEvery = 10
 
 // Version is the kubelet version the node reports.
 const Version = "v1.37.2"
@@ -90,8 +95,11 @@ type Kubelet struct {
 	// apiPort is the port the kubelet API listens on, as the Node reports it.
 	apiPort int
 
-	mu      sync.Mutex // guards workers
+	mu      sync.Mutex // guards workers and lastRelist
 	workers map[types.UID]*podWorker
+	// lastRelist is each pod's runtime state at the last relist, to wake only changed pods.
+	lastRelist map[types.UID]string
+	relists    int
 
 	tokensMu sync.Mutex // guards tokens
 	tokens   map[string]cachedToken
@@ -249,28 +257,60 @@ func (k *Kubelet) forget(uid types.UID) {
 	delete(k.workers, uid)
 }
 
-// relist wakes every worker, so that each compares the runtime's state with what it last saw.
+// relist reads every sandbox and container from the runtime once and wakes the workers of the
+// pods whose runtime state changed since the last relist, as upstream's PLEG does (an exited
+// container is noticed this way); every resyncEvery relists it wakes them all. Sandboxes of
+// pods the API no longer has (deleted while this kubelet was away) get a worker too, which
+// cleans them up.
 func (k *Kubelet) relist(ctx context.Context) {
-	k.mu.Lock()
-	ws := make([]*podWorker, 0, len(k.workers))
-	for _, w := range k.workers {
-		ws = append(ws, w)
+	k.relists++
+	all := k.relists%resyncEvery == 0
+	sbs, err := k.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		all = true
 	}
+	cs, err := k.runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		all = true
+	}
+	states := map[types.UID][]string{}
+	meta := map[types.UID]*runtimeapi.PodSandboxMetadata{}
+	if sbs != nil {
+		for _, sb := range sbs.Items {
+			if sb.Metadata == nil {
+				continue
+			}
+			uid := types.UID(sb.Metadata.Uid)
+			meta[uid] = sb.Metadata
+			states[uid] = append(states[uid], sb.Id+"="+sb.State.String())
+		}
+	}
+	if cs != nil {
+		for _, c := range cs.Containers {
+			if uid := types.UID(c.Labels[labelPodUID]); uid != "" {
+				states[uid] = append(states[uid], c.Id+"="+c.State.String())
+			}
+		}
+	}
+	seen := make(map[types.UID]string, len(states))
+	for uid, st := range states {
+		sort.Strings(st)
+		seen[uid] = strings.Join(st, ",")
+	}
+	k.mu.Lock()
+	var wake []*podWorker
+	for uid, w := range k.workers {
+		if all || seen[uid] != k.lastRelist[uid] {
+			wake = append(wake, w)
+		}
+	}
+	k.lastRelist = seen
 	k.mu.Unlock()
-	for _, w := range ws {
+	for _, w := range wake {
 		w.wake()
 	}
-	// Sandboxes of pods the API no longer has (deleted while this kubelet was away) get a
-	// worker too, which cleans them up.
-	resp, err := k.runtime.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
-	if err != nil {
-		return
-	}
-	for _, sb := range resp.Items {
-		if sb.Metadata == nil {
-			continue
-		}
-		k.workerFor(ctx, types.UID(sb.Metadata.Uid), sb.Metadata.Namespace, sb.Metadata.Name)
+	for uid, m := range meta {
+		k.workerFor(ctx, uid, m.Namespace, m.Name)
 	}
 }
 

@@ -18,6 +18,7 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 	defer func() { w.writeStatus(ctx, pod, state) }()
 	if err := k.syncVolumes(ctx, pod); err != nil {
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedMount", "%v", err)
+		w.wakeAfter(2 * time.Second)
 		return
 	}
 	sb := state.readySandbox()
@@ -37,6 +38,7 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 		cfg := k.sandboxConfig(pod, uint32(len(state.sandboxes)))
 		if _, err := k.runtime.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg}); err != nil {
 			k.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
+			w.wakeAfter(time.Second)
 			return
 		}
 		fresh, err := k.observe(ctx, w.uid)
@@ -127,6 +129,7 @@ func (k *Kubelet) restartContainer(ctx context.Context, w *podWorker, pod *corev
 	}
 	if w.backOff.IsInBackOffSince(key, finished) {
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, pod.Name, pod.Namespace, pod.UID)
+		w.wakeAfter(time.Until(finished.Add(w.backOff.Get(key))) + 10*time.Millisecond)
 		return
 	}
 	w.backOff.Next(key, finished)
@@ -150,12 +153,14 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.
 	if err != nil {
 		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		w.wakeAfter(2 * time.Second)
 		return
 	}
 	created, err := k.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbConfig})
 	if err != nil {
 		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)
+		w.wakeAfter(2 * time.Second)
 		return
 	}
 	delete(w.waiting, c.Name)
@@ -194,6 +199,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 			msg += ": ErrImagePull: " + prev
 		}
 		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: msg}
+		w.wakeAfter(time.Second)
 		return "", false
 	}
 	k.recorder.Eventf(pod, corev1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
@@ -205,6 +211,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, w *podWorker, pod *corev1.Pod
 		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: err.Error()}
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: ErrImagePull")
+		w.wakeAfter(time.Second)
 		return "", false
 	}
 	delete(w.pullFailure, c.Image)

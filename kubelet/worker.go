@@ -56,6 +56,11 @@ func (w *podWorker) wake() {
 	}
 }
 
+// wakeAfter wakes the worker after d, for a wait (a back-off) that no event ends.
+func (w *podWorker) wakeAfter(d time.Duration) {
+	time.AfterFunc(d, w.wake)
+}
+
 func (w *podWorker) stop() {
 	select {
 	case <-w.done:

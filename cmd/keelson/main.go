@@ -125,10 +125,22 @@ func runServer(ctx context.Context, name string, args []string) error {
 	if *etcdServers != "" {
 		opts.EtcdServers = strings.Split(*etcdServers, ",")
 	}
+	// The API server outlives the components that use it, so that on the way out they can still
+	// release their leases and withdraw what they published.
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAPI()
+	compCtx, stopComponents := context.WithCancel(ctx)
+	defer stopComponents()
 	started := make(chan *apiserver.Server, 1)
-	errc := make(chan error, 2)
+	apiErr := make(chan error, 1)
+	compErr := make(chan error, 4)
+	components := 0
+	run := func(f func(context.Context) error) {
+		components++
+		go func() { compErr <- f(compCtx) }()
+	}
 	begin := time.Now()
-	go func() { errc <- apiserver.Run(ctx, opts, started) }()
+	go func() { apiErr <- apiserver.Run(apiCtx, opts, started) }()
 	select {
 	case s := <-started:
 		if name == "server" {
@@ -140,14 +152,12 @@ func runServer(ctx context.Context, name string, args []string) error {
 			if err != nil {
 				return err
 			}
-			go func() {
-				cmOpts.RootCA, cmOpts.Log = s.CAPEM(), log.With("component", "controller-manager")
-				cmOpts.ClusterSigningCert, cmOpts.ClusterSigningKey = s.CAPEM(), caKey
-				errc <- controllermanager.Run(ctx, cfg, cmOpts)
-			}()
-			go func() {
-				errc <- scheduler.Run(ctx, cfg, scheduler.Options{Log: log.With("component", "scheduler")})
-			}()
+			cmOpts.RootCA, cmOpts.Log = s.CAPEM(), log.With("component", "controller-manager")
+			cmOpts.ClusterSigningCert, cmOpts.ClusterSigningKey = s.CAPEM(), caKey
+			run(func(ctx context.Context) error { return controllermanager.Run(ctx, cfg, cmOpts) })
+			run(func(ctx context.Context) error {
+				return scheduler.Run(ctx, cfg, scheduler.Options{Log: log.With("component", "scheduler")})
+			})
 			if !*disableAgent {
 				agentOpts.DataDir, agentOpts.Log, agentOpts.ClientCA = *dataDir, log.With("component", "agent"), s.CAPEM()
 				agentOpts.ClusterCIDR, agentOpts.ServiceCIDR = cmOpts.ClusterCIDR, *serviceCIDR
@@ -156,7 +166,7 @@ func runServer(ctx context.Context, name string, args []string) error {
 						return err
 					}
 				}
-				go func() { errc <- agent.Run(ctx, cfg, agentOpts) }()
+				run(func(ctx context.Context) error { return agent.Run(ctx, cfg, agentOpts) })
 			}
 		}
 		join := ""
@@ -171,11 +181,48 @@ func runServer(ctx context.Context, name string, args []string) error {
 		if join != "" {
 			fmt.Printf("To join another node:\n\n  %s\n\n", join)
 		}
-	case err := <-errc:
+	case err := <-apiErr:
 		return err
+	case <-ctx.Done():
+		stopAPI()
+		return <-apiErr
 	}
-	return <-errc
+	// An interrupt, or the first to end, ends the others; the API server goes last.
+	var first error
+	select {
+	case first = <-apiErr:
+		stopComponents()
+		for ; components > 0; components-- {
+			<-compErr
+		}
+		return first
+	case first = <-compErr:
+		components--
+	case <-ctx.Done():
+	}
+	stopComponents()
+	timeout := time.After(shutdownGrace)
+wait:
+	for ; components > 0; components-- {
+		select {
+		case err := <-compErr:
+			if first == nil || errors.Is(first, context.Canceled) {
+				first = err
+			}
+		case <-timeout:
+			break wait
+		}
+	}
+	stopAPI()
+	if err := <-apiErr; first == nil || errors.Is(first, context.Canceled) {
+		first = err
+	}
+	return first
 }
+
+// shutdownGrace bounds how long a stopping server waits for its components (the node agent
+// stopping containerd, the controllers releasing their leases) before its API server ends.
+const shutdownGrace = 15 * time.Second
 
 // runControllerManager runs the controllers alone against the cluster a kubeconfig names.
 func runControllerManager(ctx context.Context, args []string) error {
