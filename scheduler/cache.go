@@ -400,4 +400,3 @@ func (c *clusterCache) withNominated(ni *nodeInfo, pod *corev1.Pod) *nodeInfo {
 	}
 	return trial
 }
-
