@@ -36,6 +36,21 @@ func httpdDeployment(name string, replicas int32) *appsv1.Deployment {
 	}}
 }
 
+// waitForAvailable waits for a Deployment's replicas to be available and returns its pods.
+func waitForAvailable(ctx context.Context, ns, name string, replicas int32) *corev1.PodList {
+	GinkgoHelper()
+	var d *appsv1.Deployment
+	Eventually(func(g Gomega) {
+		var err error
+		d, err = client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(d.Status.AvailableReplicas).To(Equal(replicas))
+	}).WithTimeout(2 * time.Minute).Should(Succeed())
+	pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
+	Expect(err).NotTo(HaveOccurred())
+	return pods
+}
+
 // get fetches a URL from this host and returns the body.
 func get(ctx context.Context, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -83,13 +98,7 @@ var _ = Describe("Services and DNS on a real node", func() {
 			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}},
 		}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(func(g Gomega) {
-			d, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(d.Status.AvailableReplicas).To(Equal(int32(2)))
-		}).WithTimeout(2 * time.Minute).Should(Succeed())
-		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		Expect(err).NotTo(HaveOccurred())
+		pods := waitForAvailable(ctx, ns, "web", 2)
 		var names []string
 		for _, p := range pods.Items {
 			names = append(names, p.Name+"\n")

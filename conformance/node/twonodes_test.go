@@ -165,13 +165,7 @@ var _ = Describe("Two nodes on one host", Ordered, func() {
 		}}
 		_, err := client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(func(g Gomega) {
-			d, err := client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(d.Status.AvailableReplicas).To(Equal(int32(2)))
-		}).WithTimeout(2 * time.Minute).Should(Succeed())
-		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-		Expect(err).NotTo(HaveOccurred())
+		pods := waitForAvailable(ctx, ns, "web", 2)
 		webPods = map[string]*corev1.Pod{}
 		for i := range pods.Items {
 			webPods[pods.Items[i].Spec.NodeName] = &pods.Items[i]

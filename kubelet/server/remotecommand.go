@@ -52,26 +52,24 @@ func parseStreamOptions(r *http.Request) (streamOptions, error) {
 }
 
 func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
-	opts, err := parseStreamOptions(r)
-	if err != nil {
-		plainError(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	id, err := s.runningContainer(r.Context(), r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	resp, err := s.cfg.Runtime.Exec(r.Context(), &runtimeapi.ExecRequest{ContainerId: id, Cmd: opts.command,
-		Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr})
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.bridgeRemoteCommand(w, r, opts, resp.Url)
+	s.serveRemoteCommand(w, r, func(id string, opts streamOptions) (string, error) {
+		resp, err := s.cfg.Runtime.Exec(r.Context(), &runtimeapi.ExecRequest{ContainerId: id, Cmd: opts.command,
+			Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr})
+		return resp.GetUrl(), err
+	})
 }
 
 func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
+	s.serveRemoteCommand(w, r, func(id string, opts streamOptions) (string, error) {
+		resp, err := s.cfg.Runtime.Attach(r.Context(), &runtimeapi.AttachRequest{ContainerId: id,
+			Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr})
+		return resp.GetUrl(), err
+	})
+}
+
+// serveRemoteCommand finds the running container the request names, asks the runtime for a
+// stream URL with start, and bridges the caller to it.
+func (s *Server) serveRemoteCommand(w http.ResponseWriter, r *http.Request, start func(id string, opts streamOptions) (string, error)) {
 	opts, err := parseStreamOptions(r)
 	if err != nil {
 		plainError(w, err.Error(), http.StatusBadRequest)
@@ -82,13 +80,12 @@ func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.cfg.Runtime.Attach(r.Context(), &runtimeapi.AttachRequest{ContainerId: id,
-		Tty: opts.tty, Stdin: opts.stdin, Stdout: opts.stdout, Stderr: opts.stderr})
+	url, err := start(id, opts)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.bridgeRemoteCommand(w, r, opts, resp.Url)
+	s.bridgeRemoteCommand(w, r, opts, url)
 }
 
 // serveRun runs a command and answers with its output, as upstream's /run.
