@@ -17,6 +17,7 @@ import (
 
 func TestSimulatedNodes(t *testing.T) {
 	cfg := apiservertest.Start(t, apiserver.Options{})
+	apiservertest.DefaultServiceAccount(t, cfg)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

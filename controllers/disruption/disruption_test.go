@@ -26,6 +26,7 @@ func TestDisruptedPodsExpireAndStaleConditionsReset(t *testing.T) {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := apiservertest.Start(t, apiserver.Options{})
+	apiservertest.DefaultServiceAccount(t, cfg)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	const ns = "default"
 	must := func(err error) {

@@ -30,6 +30,7 @@ import (
 func testTarget(t *testing.T, ctx context.Context, replicas int) (*rest.Config, kubernetes.Interface) {
 	t.Helper()
 	cfg := apiservertest.Start(t, apiserver.Options{})
+	apiservertest.DefaultServiceAccount(t, cfg)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	const ns = "default"
 	must := func(err error) {

@@ -25,6 +25,7 @@ func TestTerminatedThresholdAndUnscheduledTerminating(t *testing.T) {
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := apiservertest.Start(t, apiserver.Options{})
+	apiservertest.DefaultServiceAccount(t, cfg)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	pods := client.CoreV1().Pods("default")
 

@@ -59,6 +59,7 @@ func secretExists(t *testing.T, client kubernetes.Interface, namespace, name str
 func TestBootstrapTokensExpire(t *testing.T) {
 	ctx := context.Background()
 	cfg := apiservertest.Start(t, apiserver.Options{})
+	apiservertest.DefaultServiceAccount(t, cfg)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	now := time.Now()
 	// RFC 3339 keeps whole seconds.
@@ -125,6 +126,7 @@ func (c *clock) Step(d time.Duration) {
 func TestLegacyTokensInvalidatedThenDeleted(t *testing.T) {
 	ctx := context.Background()
 	cfg := apiservertest.Start(t, apiserver.Options{})
+	apiservertest.DefaultServiceAccount(t, cfg)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	const ns = "default"
 	clk := &clock{now: time.Now().Add(3 * 24 * time.Hour)}

@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/apis/apiserver"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -46,4 +50,17 @@ func Start(t testing.TB, opts apiserver.Options) *rest.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// DefaultServiceAccount creates the default namespace's default ServiceAccount, which pods need
+// (ServiceAccount admission) and which the service account controller would create in a whole
+// cluster; tests of a lone API server make it with this.
+func DefaultServiceAccount(t testing.TB, cfg *rest.Config) {
+	t.Helper()
+	client := kubernetes.NewForConfigOrDie(cfg)
+	_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Create(context.Background(),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 }
