@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -187,6 +191,35 @@ var _ = Describe("The kubelet's probes", func() {
 		Expect(cs.Started).To(Equal(ptr.To(true)))
 		Expect(cs.Ready).To(BeTrue())
 		Expect(cs.RestartCount).To(BeZero())
+		Expect(eventsOf(ctx, ns, "slow")).To(ContainElement(
+			"Warning Unhealthy Startup probe failed: cat: can't open '/out/started': No such file or directory"))
+	})
+
+	It("ask a gRPC health service", func(ctx SpecContext) {
+		if !testCluster.Keelson {
+			Skip("serves gRPC health from the host of a node the suite started")
+		}
+		// busybox has no gRPC server: the spec serves the health service on the host, and a
+		// hostNetwork pod, whose IP is the node's, probes it.
+		lis, err := net.Listen("tcp", ":0")
+		Expect(err).NotTo(HaveOccurred())
+		srv := grpc.NewServer()
+		health := grpchealth.NewServer()
+		healthpb.RegisterHealthServer(srv, health)
+		go func() { _ = srv.Serve(lis) }()
+		DeferCleanup(srv.Stop)
+		health.SetServingStatus("svc", healthpb.HealthCheckResponse_NOT_SERVING)
+		p := shellPod("grpc", "sleep 600")
+		p.Spec.HostNetwork = true
+		p.Spec.RestartPolicy = corev1.RestartPolicyAlways
+		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{
+			Port: int32(lis.Addr().(*net.TCPAddr).Port), Service: ptr.To("svc")}}, PeriodSeconds: 1}
+		_, err = client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []string { return eventsOf(ctx, ns, "grpc") }).Should(ContainElement(
+			`Warning Unhealthy Readiness probe failed: service unhealthy (responded with "NOT_SERVING")`))
+		health.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+		waitForReady(ctx, ns, "grpc")
 	})
 
 	It("report a failing HTTP readiness probe in the pod's conditions and events", func(ctx SpecContext) {
