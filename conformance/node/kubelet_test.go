@@ -389,11 +389,22 @@ var _ = Describe("The kubelet's volumes", func() {
 		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "d", MountPath: "/d"}}
 		_, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(func() []string { return eventsOf(ctx, ns, "no-dir") }).Should(ContainElement(And(
-			HavePrefix("Warning FailedMount "), ContainSubstring("hostPath type check failed: "+missing+" is not a directory"))))
+		Eventually(func() []string { return eventsOf(ctx, ns, "no-dir") }).Should(ContainElement(
+			`Warning FailedMount MountVolume.SetUp failed for volume "d" : hostPath type check failed, ` + missing +
+				` is not a directory, unable to determine its type: path "` + missing + `" does not exist`))
 		pod, err := client.CoreV1().Pods(ns).Get(ctx, "no-dir", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(pod.Status.Phase).To(Equal(corev1.PodPending))
+
+		// A path of another type than the volume's.
+		file := filepath.Join(dir, "other", "file")
+		p = shellPod("no-socket", "true")
+		p.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: file, Type: ptr.To(corev1.HostPathSocket)}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "s", MountPath: "/s"}}
+		_, err = client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func() []string { return eventsOf(ctx, ns, "no-socket") }).Should(ContainElement(
+			`Warning FailedMount MountVolume.SetUp failed for volume "s" : hostPath type check failed: ` + file + ` is not a socket file, it's a File`))
 	})
 
 	It("mount a claim bound to a hostPath persistent volume", func(ctx SpecContext) {
