@@ -103,6 +103,9 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
 			term := k.terminated(pod, c, cur)
 			restarting := pod.DeletionTimestamp == nil && shouldRestart(restartPolicyOf(pod, c), cur.ExitCode)
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && regularContainersDone(pod, state, "") {
+				restarting = false // a sidecar stopped because the pod is done
+			}
 			if restarting {
 				cs.LastTerminationState.Terminated = term
 				if wt, ok := w.waiting[c.Name]; ok {

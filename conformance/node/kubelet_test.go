@@ -292,6 +292,24 @@ var _ = Describe("The kubelet's init containers", func() {
 		Expect(podCondition(pod, corev1.PodInitialized).Status).To(Equal(corev1.ConditionTrue))
 	})
 
+	It("stop a sidecar once the main containers complete, and the pod succeeds", func(ctx SpecContext) {
+		p := shellPod("sidecar-done", "sleep 1")
+		p.Spec.InitContainers = []corev1.Container{{Name: "sidecar", Image: busybox, RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
+			Command: []string{"sleep", "600"}}}
+		_, err := client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		var pod *corev1.Pod
+		Eventually(func(g Gomega) {
+			pod = podOf(ctx, g, ns, "sidecar-done")
+			g.Expect(pod.Status.Phase).To(Equal(corev1.PodSucceeded))
+			g.Expect(pod.Status.InitContainerStatuses).To(HaveLen(1))
+			g.Expect(pod.Status.InitContainerStatuses[0].State.Terminated).NotTo(BeNil(), "status %+v events %v", pod.Status, eventsOf(ctx, ns, "sidecar-done"))
+		}).Should(Succeed())
+		Expect(pod.Status.ContainerStatuses[0].State.Terminated.Reason).To(Equal("Completed"))
+		Expect(pod.Status.InitContainerStatuses[0].RestartCount).To(BeZero())
+		Expect(eventsOf(ctx, ns, "sidecar-done")).To(ContainElement("Normal Killing Stopping container sidecar"))
+	})
+
 	It("fail the pod when an init container fails and the pod never restarts", func(ctx SpecContext) {
 		p := shellPod("init-fails", "true")
 		p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: busybox, Command: []string{"sh", "-c", "exit 2"}}}
