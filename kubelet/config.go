@@ -57,6 +57,12 @@ func (k *Kubelet) sandboxConfig(pod *corev1.Pod, attempt uint32) *runtimeapi.Pod
 		}
 		cfg.Linux.SecurityContext.SupplementalGroups = sc.SupplementalGroups
 	}
+	// The runtime refuses a privileged container in a sandbox that is not.
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		if c.SecurityContext != nil && ptr.Deref(c.SecurityContext.Privileged, false) {
+			cfg.Linux.SecurityContext.Privileged = true
+		}
+	}
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.HostPort == 0 {
@@ -317,13 +323,10 @@ func securityContext(pod *corev1.Pod, c *corev1.Container) *runtimeapi.LinuxCont
 	return sc
 }
 
-// capName is a capability as the runtime names it (CAP_ prefixed); ALL stays ALL.
+// capName is a capability as the CRI takes it: the pod's name as written, since the runtime adds
+// the CAP_ prefix itself (upstream passes them through unchanged too).
 func capName(c corev1.Capability) string {
-	s := strings.ToUpper(string(c))
-	if s == "ALL" || strings.HasPrefix(s, "CAP_") {
-		return s
-	}
-	return "CAP_" + s
+	return string(c)
 }
 
 // The paths upstream masks and makes read-only in unprivileged containers.

@@ -103,6 +103,9 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 		case cur.State == runtimeapi.ContainerState_CONTAINER_EXITED:
 			term := k.terminated(pod, c, cur)
 			restarting := pod.DeletionTimestamp == nil && shouldRestart(restartPolicyOf(pod, c), cur.ExitCode)
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && regularContainersDone(pod, state, "") {
+				restarting = false // a sidecar stopped because the pod is done
+			}
 			if restarting {
 				cs.LastTerminationState.Terminated = term
 				if wt, ok := w.waiting[c.Name]; ok {
@@ -327,6 +330,9 @@ func podConditions(pod *corev1.Pod, s *corev1.PodStatus, sandboxReady bool) []co
 	containersReady := cond(corev1.ContainersReady, len(notReady) == 0 && !terminal, "ContainersNotReady", "containers with unready status: ["+strings.Join(notReady, " ")+"]")
 	if terminal {
 		reason := "PodCompleted"
+		if s.Phase == corev1.PodFailed {
+			reason = "PodFailed"
+		}
 		ready.Reason, ready.Message, containersReady.Reason, containersReady.Message = reason, "", reason, ""
 	}
 	// Readiness gates: other writers' conditions decide.
@@ -353,8 +359,13 @@ func podConditions(pod *corev1.Pod, s *corev1.PodStatus, sandboxReady bool) []co
 		}
 		initCond.Message = "containers with incomplete status: [" + strings.Join(pending, " ") + "]"
 	}
-	if terminal && len(pod.Spec.InitContainers) > 0 {
+	// As upstream: a succeeded pod completed its init containers, and one whose regular
+	// containers started was initialized even if a sidecar restarts; a pod that failed in an
+	// init container was not.
+	if s.Phase == corev1.PodSucceeded && len(pod.Spec.InitContainers) > 0 {
 		initCond.Status, initCond.Reason, initCond.Message = corev1.ConditionTrue, "PodCompleted", ""
+	} else if !initialized && anyStarted(s.ContainerStatuses) {
+		initCond.Status, initCond.Reason, initCond.Message = corev1.ConditionTrue, "", ""
 	}
 	mine := []corev1.PodCondition{
 		cond(corev1.PodReadyToStartContainers, sandboxReady, "", ""),
@@ -455,4 +466,14 @@ func numCPU() int { return runtime.NumCPU() }
 // sortImages orders images largest first, as upstream reports them.
 func sortImages(images []corev1.ContainerImage) {
 	sort.SliceStable(images, func(i, j int) bool { return images[i].SizeBytes > images[j].SizeBytes })
+}
+
+// anyStarted tells whether a regular container has run.
+func anyStarted(statuses []corev1.ContainerStatus) bool {
+	for _, cs := range statuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil {
+			return true
+		}
+	}
+	return false
 }

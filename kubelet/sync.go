@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
 )
 
 // syncPod starts what the pod lacks: its sandbox, then its init containers one by one, then its
@@ -53,6 +54,24 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 	sbConfig := k.sandboxConfig(pod, sb.Metadata.Attempt)
 	if err := k.writeHosts(pod, state.podIPs()); err != nil {
 		k.log.Warn("writing hosts file", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
+
+	// Once the regular containers have all run to an end that the restart policy keeps, the
+	// pod is done: as upstream, its sidecars stop, the last started first, and stay stopped.
+	if len(pod.Spec.InitContainers) > 0 && regularContainersDone(pod, state, sb.Id) {
+		grace := ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds)
+		for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+			c := &pod.Spec.InitContainers[i]
+			st := state.latest(c.Name, sb.Id)
+			if st != nil && (st.State == runtimeapi.ContainerState_CONTAINER_RUNNING || st.State == runtimeapi.ContainerState_CONTAINER_CREATED) {
+				k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Stopping container %s", c.Name)
+				k.stopContainer(ctx, pod, c, st.Id, grace)
+			}
+		}
+		if fresh, err := k.observe(ctx, w.uid); err == nil {
+			*state = *fresh
+		}
+		return
 	}
 
 	// Init containers run in order, each to success; restartable ones (sidecars) are started
@@ -238,4 +257,16 @@ func (k *Kubelet) stopSandboxes(ctx context.Context, state *podState) {
 			_, _ = k.runtime.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
 		}
 	}
+}
+
+// regularContainersDone tells whether every regular container of the pod has exited in the
+// sandbox and will not be restarted.
+func regularContainersDone(pod *corev1.Pod, state *podState, sandboxID string) bool {
+	for i := range pod.Spec.Containers {
+		st := state.latest(pod.Spec.Containers[i].Name, sandboxID)
+		if st == nil || st.State != runtimeapi.ContainerState_CONTAINER_EXITED || shouldRestart(pod.Spec.RestartPolicy, st.ExitCode) {
+			return false
+		}
+	}
+	return true
 }

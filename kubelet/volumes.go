@@ -67,29 +67,7 @@ func (k *Kubelet) syncVolume(ctx context.Context, pod *corev1.Pod, v *corev1.Vol
 		}
 		return nil
 	case v.HostPath != nil:
-		t := ptr.Deref(v.HostPath.Type, corev1.HostPathUnset)
-		switch t {
-		case corev1.HostPathDirectoryOrCreate:
-			return os.MkdirAll(v.HostPath.Path, 0o755)
-		case corev1.HostPathFileOrCreate:
-			if err := os.MkdirAll(filepath.Dir(v.HostPath.Path), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(v.HostPath.Path, os.O_CREATE, 0o644)
-			if err != nil {
-				return err
-			}
-			return f.Close()
-		case corev1.HostPathDirectory, corev1.HostPathFile, corev1.HostPathSocket, corev1.HostPathCharDev, corev1.HostPathBlockDev:
-			st, err := os.Stat(v.HostPath.Path)
-			if err != nil {
-				return fmt.Errorf("hostPath type check failed: %s is not a %s", v.HostPath.Path, strings.ToLower(string(t)))
-			}
-			if (t == corev1.HostPathDirectory) != st.IsDir() {
-				return fmt.Errorf("hostPath type check failed: %s is not a %s", v.HostPath.Path, strings.ToLower(string(t)))
-			}
-		}
-		return nil
+		return checkHostPath(v.HostPath.Path, ptr.Deref(v.HostPath.Type, corev1.HostPathUnset))
 	case v.PersistentVolumeClaim != nil:
 		_, err := k.claimPath(ctx, pod, v.PersistentVolumeClaim.ClaimName)
 		return err
@@ -489,4 +467,77 @@ func unmountAll(podDir string) {
 	for _, e := range entries {
 		_ = syscall.Unmount(filepath.Join(podDir, "volumes", e.Name()), syscall.MNT_DETACH)
 	}
+}
+
+// checkHostPath makes a hostPath volume's path for the OrCreate types and checks that it is of
+// the volume's type, with upstream's messages.
+func checkHostPath(path string, t corev1.HostPathType) error {
+	_, statErr := os.Stat(path)
+	missing := os.IsNotExist(statErr)
+	var expected string
+	switch t {
+	case corev1.HostPathUnset:
+		return nil
+	case corev1.HostPathDirectoryOrCreate:
+		if missing {
+			return os.MkdirAll(path, 0o755)
+		}
+		t, expected = corev1.HostPathDirectory, "directory"
+	case corev1.HostPathDirectory:
+		expected = "directory"
+	case corev1.HostPathFileOrCreate:
+		if missing {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(path, os.O_CREATE, 0o644)
+			if err != nil {
+				return err
+			}
+			return f.Close()
+		}
+		t, expected = corev1.HostPathFile, "file"
+	case corev1.HostPathFile:
+		expected = "file"
+	case corev1.HostPathSocket:
+		expected = "socket file"
+	case corev1.HostPathCharDev:
+		expected = "character device"
+	case corev1.HostPathBlockDev:
+		expected = "block device"
+	default:
+		return fmt.Errorf("%s is an invalid volume type", t)
+	}
+	actual, err := hostPathTypeOf(path)
+	if err != nil {
+		return fmt.Errorf("hostPath type check failed, %s is not a %s, unable to determine its type: %w", path, expected, err)
+	}
+	if actual != t {
+		return fmt.Errorf("hostPath type check failed: %s is not a %s, it's a %s", path, expected, actual)
+	}
+	return nil
+}
+
+// hostPathTypeOf is what a path is, as a hostPath type.
+func hostPathTypeOf(path string) (corev1.HostPathType, error) {
+	st, err := os.Stat(path)
+	if os.IsNotExist(err) {
+		return "", fmt.Errorf("path %q does not exist", path)
+	}
+	if err != nil {
+		return "", err
+	}
+	switch m := st.Mode(); {
+	case m&os.ModeSocket != 0:
+		return corev1.HostPathSocket, nil
+	case m&os.ModeCharDevice != 0:
+		return corev1.HostPathCharDev, nil
+	case m&os.ModeDevice != 0:
+		return corev1.HostPathBlockDev, nil
+	case m.IsDir():
+		return corev1.HostPathDirectory, nil
+	case m.IsRegular():
+		return corev1.HostPathFile, nil
+	}
+	return "", fmt.Errorf("only recognise file, directory, socket, block device and character device")
 }

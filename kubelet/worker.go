@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Upstream's container restart back-off: 10 s doubling to 5 minutes, forgotten after a
@@ -112,8 +113,16 @@ func (w *podWorker) sync(ctx context.Context) bool {
 		return false
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		// Finished: nothing restarts; the sandbox's resources are freed.
+		// Finished: nothing restarts; sidecars still running are stopped, with their final
+		// status reported, and the sandbox's resources are freed.
 		w.stopProbes()
+		if running(state) {
+			w.k.killContainers(ctx, pod, state, ptr.Deref(pod.Spec.TerminationGracePeriodSeconds, corev1.DefaultTerminationGracePeriodSeconds))
+			if fresh, err := w.k.observe(ctx, w.uid); err == nil {
+				state = fresh
+			}
+			w.writeStatus(ctx, pod, state)
+		}
 		w.k.stopSandboxes(ctx, state)
 		return false
 	}
@@ -192,4 +201,14 @@ func (k *Kubelet) removePod(ctx context.Context, uid types.UID, state *podState)
 // podDir holds one pod's volumes and generated files.
 func (k *Kubelet) podDir(uid types.UID) string {
 	return filepath.Join(k.opts.RootDir, "pods", string(uid))
+}
+
+// running tells whether any of the pod's containers runs or is created.
+func running(state *podState) bool {
+	for _, c := range state.containers {
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING || c.State == runtimeapi.ContainerState_CONTAINER_CREATED {
+			return true
+		}
+	}
+	return false
 }
