@@ -1,6 +1,6 @@
 # Keelson: a Kubernetes cluster from one binary.
 #   make run    install what is needed, build, start a one-node cluster, print the KUBECONFIG line
-#   make run-two  the same with a second node (keelson agent in network namespace keelson-node2)
+#   make run-two  the same with a second node (also: make run NODES=2) (keelson agent in network namespace keelson-node2)
 #   make test   install what is needed and run the whole test suite
 #   make bench  print API server throughput and latency figures
 #   make generate  regenerate the committed OpenAPI definitions
@@ -55,8 +55,14 @@ images: build
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/keelson-pause ./cmd/keelson-pause
 	./bin/keelson images build --data-dir $(DATA_DIR) --pause-binary bin/keelson-pause
 
+# NODES=2 makes `make run` start a second node too (see run-two).
+NODES ?= 1
+ifeq ($(NODES),2)
+run: run-two
+else
 run: build images
 	./bin/keelson server --data-dir $(DATA_DIR) --secure-port $(PORT)
+endif
 
 # run-two starts the server (with its node) in the background and, once it answers, a second
 # node in the foreground: `keelson agent` in network namespace keelson-node2 (a veth pair to
