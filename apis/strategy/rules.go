@@ -8,6 +8,7 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // rulesFor returns the kind-specific rules of a resource.
@@ -29,7 +30,9 @@ func rulesFor(res *catalogue.Resource) Rules {
 		return Rules{Validate: validateConfigMap, ValidateUpdate: validateConfigMapUpdate}
 	case "/Secret":
 		return Rules{Default: defaultSecret, Validate: validateSecret, ValidateUpdate: validateSecretUpdate}
-	case "/Endpoints", "/Event", "/LimitRange", "coordination.k8s.io/Lease":
+	case "/Event":
+		return Rules{AllowCreateOnUpdate: true, Validate: validateEvent, ValidateUpdate: func(obj, _ runtime.Object) field.ErrorList { return validateEvent(obj) }}
+	case "/Endpoints", "/LimitRange", "coordination.k8s.io/Lease":
 		return Rules{AllowCreateOnUpdate: true}
 	case "discovery.k8s.io/EndpointSlice":
 		return Rules{AllowCreateOnUpdate: true, Generation: true, PrepareForUpdate: bumpEndpointSliceGeneration}

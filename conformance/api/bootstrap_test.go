@@ -275,11 +275,14 @@ var _ = Describe("Joining nodes", func() {
 		Expect(err).NotTo(HaveOccurred())
 		_, err = node.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		ns := newNamespace(ctx)
-		_, err = node.CoreV1().Events(ns).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e-" + name},
+		// A Node's events live in the default namespace, as the kubelet's recorder puts them.
+		_, err = node.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "e-" + name},
 			InvolvedObject: corev1.ObjectReference{Kind: "Node", Name: name}, Reason: "Starting", Message: "Starting kubelet.", Type: corev1.EventTypeNormal,
 			Source: corev1.EventSource{Component: "kubelet", Host: name}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			_ = client.CoreV1().Events(metav1.NamespaceDefault).Delete(ctx, "e-"+name, metav1.DeleteOptions{})
+		})
 
 		// Not other nodes'.
 		_, err = node.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{})
@@ -299,6 +302,7 @@ var _ = Describe("Joining nodes", func() {
 			`" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease": node: can only access node lease with the same name as the requesting node`))
 
 		// Nor anything a kubelet does not do.
+		ns := newNamespace(ctx)
 		_, err = node.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "join-" + randomToken(6)}}, metav1.CreateOptions{})
 		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%v", err)
 		Expect(err.Error()).To(Equal(`namespaces is forbidden: User "` + user + `" cannot create resource "namespaces" in API group "" at the cluster scope`))
