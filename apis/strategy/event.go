@@ -29,7 +29,9 @@ func validateEvent(obj runtime.Object) field.ErrorList {
 	}
 	var errs field.ErrorList
 	nsPath := field.NewPath("involvedObject", "namespace")
-	mismatch := func() { errs = append(errs, field.Invalid(nsPath, e.InvolvedObject.Namespace, "does not match event.namespace")) }
+	mismatch := func() {
+		errs = append(errs, field.Invalid(nsPath, e.InvolvedObject.Namespace, "does not match event.namespace"))
+	}
 	if e.EventTime.IsZero() {
 		switch {
 		case e.InvolvedObject.Namespace == "" && e.Namespace != metav1.NamespaceNone && e.Namespace != metav1.NamespaceDefault:
