@@ -242,8 +242,13 @@ func (s *Server) reconcileEndpoints(ctx context.Context, c kubernetes.Interface)
 		}
 	case err != nil:
 		return err
-	case !reflect.DeepEqual(ep.Subsets, want) || !reflect.DeepEqual(ep.Labels, wantLabels):
-		ep.Subsets, ep.Labels = want, wantLabels
+	case !reflect.DeepEqual(ep.Subsets, want) || ep.Labels[discoveryv1.LabelSkipMirror] != "true":
+		// Other labels stay, as upstream's reconciler leaves them.
+		ep.Subsets = want
+		if ep.Labels == nil {
+			ep.Labels = map[string]string{}
+		}
+		ep.Labels[discoveryv1.LabelSkipMirror] = "true"
 		if _, err := c.CoreV1().Endpoints(metav1.NamespaceDefault).Update(ctx, ep, metav1.UpdateOptions{}); err != nil {
 			return err
 		}

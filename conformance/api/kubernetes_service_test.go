@@ -20,6 +20,10 @@ var _ = Describe("The kubernetes Service", func() {
 		_, err = client.CoreV1().Endpoints("default").Patch(ctx, "kubernetes", types.MergePatchType,
 			[]byte(`{"metadata":{"labels":{"extra":"label"}}}`), metav1.PatchOptions{})
 		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func(ctx SpecContext) {
+			_, _ = client.CoreV1().Endpoints("default").Patch(ctx, "kubernetes", types.MergePatchType,
+				[]byte(`{"metadata":{"labels":{"extra":null}}}`), metav1.PatchOptions{})
+		})
 
 		// Upstream's reconciler runs every 10s.
 		Eventually(func(g Gomega) {
@@ -31,7 +35,9 @@ var _ = Describe("The kubernetes Service", func() {
 			g.Expect(back.Ports).To(Equal(slice.Ports))
 			ep, err := client.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(ep.Labels).To(Equal(map[string]string{discoveryv1.LabelSkipMirror: "true"}))
+			// The Endpoints keep labels others add, as upstream's reconciler leaves them; the
+			// slice is put back whole.
+			g.Expect(ep.Labels).To(Equal(map[string]string{discoveryv1.LabelSkipMirror: "true", "extra": "label"}))
 		}, "20s").Should(Succeed())
 	})
 })

@@ -466,9 +466,14 @@ var _ = Describe("Nodes", func() {
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func(ctx SpecContext) { _ = client.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}) })
 		Expect(created.Status.Capacity).To(HaveKey(corev1.ResourcePods))
-		created.Spec.PodCIDR, created.Spec.PodCIDRs = "10.244.1.0/24", []string{"10.244.1.0/24"}
-		_, err = client.CoreV1().Nodes().Update(ctx, created, metav1.UpdateOptions{})
-		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		// The node controllers may write the new node first (its taints): a conflict is retried.
+		Eventually(func(g Gomega) {
+			cur, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			cur.Spec.PodCIDR, cur.Spec.PodCIDRs = "10.244.1.0/24", []string{"10.244.1.0/24"}
+			_, err = client.CoreV1().Nodes().Update(ctx, cur, metav1.UpdateOptions{})
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%v", err)
+		}).Should(Succeed())
 	})
 })
 
