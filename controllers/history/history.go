@@ -202,31 +202,10 @@ func (s Store) Delete(ctx context.Context, rev *appsv1.ControllerRevision) error
 // Claim returns the revisions owner controls among all: it adopts orphans its selector matches
 // (unless owner is being deleted) and releases those it owns that the selector no longer matches.
 func (s Store) Claim(ctx context.Context, owner metav1.Object, gvk schema.GroupVersionKind, selector labels.Selector, all []*appsv1.ControllerRevision) ([]*appsv1.ControllerRevision, error) {
-	var owned []*appsv1.ControllerRevision
 	revisions := s.Client.AppsV1().ControllerRevisions(owner.GetNamespace())
-	for _, r := range all {
-		ref := metav1.GetControllerOfNoCopy(r)
-		matches := selector.Matches(labels.Set(r.Labels))
-		switch {
-		case ref != nil && ref.UID == owner.GetUID():
-			if matches {
-				owned = append(owned, r)
-				continue
-			}
-			_, err := revisions.Patch(ctx, r.Name, types.StrategicMergePatchType, manager.ReleasePatch(owner.GetUID(), r.UID), metav1.PatchOptions{})
-			if err != nil && !apierrors.IsNotFound(err) {
-				return nil, err
-			}
-		case ref == nil && matches && r.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil:
-			adopted, err := revisions.Patch(ctx, r.Name, types.StrategicMergePatchType, manager.AdoptPatch(gvk, owner, r.UID), metav1.PatchOptions{})
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			owned = append(owned, adopted)
-		}
-	}
-	return owned, nil
+	return manager.Claim(ctx, gvk, owner, all,
+		func(r *appsv1.ControllerRevision) bool { return selector.Matches(labels.Set(r.Labels)) },
+		func(ctx context.Context, r *appsv1.ControllerRevision, patch []byte) (*appsv1.ControllerRevision, error) {
+			return revisions.Patch(ctx, r.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		})
 }

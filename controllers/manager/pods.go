@@ -13,14 +13,20 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// PodReady tells whether the pod's Ready condition is True.
-func PodReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
+// PodReadyCondition is the pod's Ready condition, or nil.
+func PodReadyCondition(p *corev1.Pod) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == corev1.PodReady {
+			return &p.Status.Conditions[i]
 		}
 	}
-	return false
+	return nil
+}
+
+// PodReady tells whether the pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
+	c := PodReadyCondition(p)
+	return c != nil && c.Status == corev1.ConditionTrue
 }
 
 // PodAvailable tells whether the pod has been ready for minReadySeconds at now.

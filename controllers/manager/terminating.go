@@ -1,8 +1,6 @@
 package manager
 
 import (
-	"errors"
-
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -10,16 +8,8 @@ import (
 // NamespaceTerminating tells whether err, or one it wraps or joins, is the API's refusal to
 // create an object in a namespace being deleted: nothing to retry, the namespace's objects go.
 func NamespaceTerminating(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return false
-	}
-	if d := status.Status().Details; d != nil {
-		for _, c := range d.Causes {
-			if c.Type == corev1.NamespaceTerminatingCause {
-				return true
-			}
-		}
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return true
 	}
 	// Errors joined together: look at each.
 	if j, ok := err.(interface{ Unwrap() []error }); ok {

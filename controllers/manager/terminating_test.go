@@ -23,7 +23,7 @@ func TestNamespaceTerminating(t *testing.T) {
 		{"nil", nil, false},
 		{"terminating", terminating, true},
 		{"wrapped", fmt.Errorf("creating: %w", terminating), true},
-		{"joined", errors.Join(errors.New("x"), fmt.Errorf("y: %w", terminating)), true},
+		{"joined", errors.Join(other, fmt.Errorf("y: %w", terminating)), true},
 		{"other forbidden", other, false},
 		{"plain", errors.New("x"), false},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keelson/keelson/controllers/manager"
 	"math"
 	"time"
 
@@ -172,7 +173,7 @@ func (c *calculator) groupPods(pods []*corev1.Pod, samples podMetrics, resource 
 // it is still starting and the sample was (partly) taken before it became ready, or it never
 // was ready since it started.
 func (c *calculator) cpuUnready(pod *corev1.Pod, sample podMetric, now time.Time) bool {
-	cond := readyCondition(pod)
+	cond := manager.PodReadyCondition(pod)
 	if cond == nil || pod.Status.StartTime == nil {
 		return true
 	}
@@ -181,15 +182,6 @@ func (c *calculator) cpuUnready(pod *corev1.Pod, sample podMetric, now time.Time
 		return cond.Status == corev1.ConditionFalse || sample.Timestamp.Before(cond.LastTransitionTime.Add(sample.Window))
 	}
 	return cond.Status == corev1.ConditionFalse && start.Add(c.initialReadinessDelay).After(cond.LastTransitionTime.Time)
-}
-
-func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
 }
 
 // adjust finishes a calculation from the first usage ratio: with every pod accounted for it
@@ -346,7 +338,7 @@ func (c *calculator) readyPods(namespace string, selector labels.Selector) (int6
 	}
 	var n int64
 	for _, p := range pods {
-		if cond := readyCondition(p); p.Status.Phase == corev1.PodRunning && cond != nil && cond.Status == corev1.ConditionTrue {
+		if p.Status.Phase == corev1.PodRunning && manager.PodReady(p) {
 			n++
 		}
 	}

@@ -30,15 +30,6 @@ func Include(pod *corev1.Pod, includeTerminating bool) bool {
 	return includeTerminating || pod.DeletionTimestamp == nil
 }
 
-func readyCondition(pod *corev1.Pod) *corev1.PodCondition {
-	for i := range pod.Status.Conditions {
-		if pod.Status.Conditions[i].Type == corev1.PodReady {
-			return &pod.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
 // Hostname is the pod's hostname when the pod lives in the Service's subdomain
 // (spec.hostname set, spec.subdomain the Service's name).
 func Hostname(pod *corev1.Pod, svc *corev1.Service) (string, bool) {
@@ -216,7 +207,7 @@ func (t *TriggerTimes) Compute(key string, svc *corev1.Service, pods []*corev1.P
 	}
 	podTimes := map[string]time.Time{}
 	for _, p := range pods {
-		c := readyCondition(p)
+		c := manager.PodReadyCondition(p)
 		if c == nil || c.LastTransitionTime.IsZero() {
 			continue
 		}
