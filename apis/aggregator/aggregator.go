@@ -286,8 +286,7 @@ func (a *Aggregator) proxy(w http.ResponseWriter, r *http.Request, svc *apiregis
 // setUserHeaders replaces any identity headers with u's, as upstream's auth proxy round tripper.
 func setUserHeaders(h http.Header, u *authn.User) {
 	for k := range h {
-		if strings.HasPrefix(strings.ToLower(k), "x-remote-") || strings.EqualFold(k, "Impersonate-User") ||
-			strings.HasPrefix(strings.ToLower(k), "impersonate-") {
+		if strings.HasPrefix(strings.ToLower(k), "x-remote-") || strings.HasPrefix(strings.ToLower(k), "impersonate-") {
 			h.Del(k)
 		}
 	}

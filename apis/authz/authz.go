@@ -27,6 +27,7 @@ package authz
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/keelson/keelson/apis/authn"
@@ -93,22 +94,13 @@ func Authorize(a Attributes) Decision {
 	if a.User.Name == authn.UserAnonymous && isClusterInfo(a.Resource) {
 		return Decision{Allowed: true}
 	}
-	if inGroup(a.User, authn.GroupBootstrappers) && bootstrapperMay(a.Resource) {
+	if slices.Contains(a.User.Groups, authn.GroupBootstrappers) && bootstrapperMay(a.Resource) {
 		return Decision{Allowed: true}
 	}
 	if node, ok := NodeName(a.User); ok {
 		return nodeDecision(node, a.Resource)
 	}
 	return Decision{}
-}
-
-func inGroup(u *authn.User, group string) bool {
-	for _, g := range u.Groups {
-		if g == group {
-			return true
-		}
-	}
-	return false
 }
 
 // ForbiddenError is upstream's 403 for a refused request: the decision's error, or "User ...

@@ -20,7 +20,7 @@ const (
 // NodeName is the node a user is the kubelet of: users named system:node:<name> in the group
 // system:nodes.
 func NodeName(u *authn.User) (string, bool) {
-	if u == nil || !strings.HasPrefix(u.Name, NodeUserPrefix) || !inGroup(u, GroupNodes) {
+	if u == nil || !strings.HasPrefix(u.Name, NodeUserPrefix) || !slices.Contains(u.Groups, GroupNodes) {
 		return "", false
 	}
 	name := strings.TrimPrefix(u.Name, NodeUserPrefix)

@@ -73,9 +73,11 @@ type API struct {
 	log       *slog.Logger
 	storages  map[string]*storage // by etcd prefix
 	hooks     map[schema.GroupResource]Hooks
-	printers  *printers.Set
-	tokens    *serviceaccount.Issuer
-	quota     *resourcequota.Admission
+	// warnings are the deprecation warnings of the kinds that have one, worked out once.
+	warnings map[schema.GroupVersionKind]string
+	printers *printers.Set
+	tokens   *serviceaccount.Issuer
+	quota    *resourcequota.Admission
 
 	typeConverter managedfields.TypeConverter
 
@@ -93,6 +95,7 @@ func New(cfg Config) (*API, error) {
 		codecs:    serializer.NewCodecFactory(cfg.Scheme, serializer.WithStreamingCollectionEncodingToJSON(), serializer.WithStreamingCollectionEncodingToProtobuf()),
 		log:       cfg.Log,
 		storages:  map[string]*storage{},
+		warnings:  map[schema.GroupVersionKind]string{},
 		hooks:     map[schema.GroupResource]Hooks{},
 		printers:  printers.New(),
 		tokens:    cfg.Tokens,
@@ -102,6 +105,9 @@ func New(cfg Config) (*API, error) {
 	a.quota = resourcequota.New(quotaStorage{a})
 	codec := protobuf.NewSerializer(cfg.Scheme, cfg.Scheme)
 	for _, r := range cfg.Catalogue.Resources() {
+		if msg := deprecationWarning(cfg.Scheme, r.GVK()); msg != "" {
+			a.warnings[r.GVK()] = msg
+		}
 		if r.Virtual || a.storages[r.EtcdPrefix] != nil {
 			continue
 		}
@@ -239,7 +245,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, methodNotSupported(res, verb))
 		return
 	}
-	if msg := deprecationWarning(a.scheme, res.GVK()); msg != "" {
+	if msg := a.warnings[res.GVK()]; msg != "" {
 		w.Header().Add("Warning", "299 - "+strconv.Quote(msg))
 	}
 	if res.Virtual {

@@ -121,16 +121,7 @@ func (a *API) bind(ctx context.Context, namespace string, b *corev1.Binding) err
 		// Bound, the pod has no more use for a nomination, and its PodScheduled condition
 		// (False while it waited) turns True.
 		pod.Status.NominatedNodeName = ""
-		scheduled := corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}
-		replaced := false
-		for i := range pod.Status.Conditions {
-			if pod.Status.Conditions[i].Type == corev1.PodScheduled {
-				pod.Status.Conditions[i], replaced = scheduled, true
-			}
-		}
-		if !replaced {
-			pod.Status.Conditions = append(pod.Status.Conditions, scheduled)
-		}
+		setPodCondition(pod, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue})
 		return pod, nil
 	})
 	return err

@@ -274,9 +274,6 @@ func (c *Cache) apply(e Event) {
 		c.window[(c.windowHead+c.windowLen)%size] = e
 		c.windowLen++
 	}
-	now := time.Now()
-	c.stall = min(maxStall, c.stall+time.Duration(float64(now.Sub(c.stallAt))*float64(stallPerSecond)/float64(time.Second)))
-	c.stallAt = now
 	for w := range c.watchers {
 		if strings.HasPrefix(e.Key, w.prefix) {
 			w.send(e)
@@ -469,7 +466,12 @@ func (w *Watcher) send(e Event) {
 	if e.Type == watch.Bookmark {
 		return // a bookmark can be skipped; a change cannot
 	}
-	if c := w.cache; c.stall > 0 {
+	c := w.cache
+	// The budget is earned with time; it is topped up here, where it is spent, not per event.
+	now := time.Now()
+	c.stall = min(maxStall, c.stall+time.Duration(float64(now.Sub(c.stallAt))*float64(stallPerSecond)/float64(time.Second)))
+	c.stallAt = now
+	if c.stall > 0 {
 		start := time.Now()
 		t := time.NewTimer(c.stall)
 		defer t.Stop()

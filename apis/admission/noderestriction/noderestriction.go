@@ -16,9 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// MirrorPodAnnotation marks a static pod's mirror.
-const MirrorPodAnnotation = "kubernetes.io/config.mirror"
-
 // BeforeCreateNode is the nodes' create hook.
 func BeforeCreateNode(ctx context.Context, obj runtime.Object, _ bool) (func(), error) {
 	node, ok := authz.NodeName(authn.UserFrom(ctx))
@@ -42,8 +39,8 @@ func BeforeCreatePod(ctx context.Context, obj runtime.Object, _ bool) (func(), e
 	forbidden := func(err error) (func(), error) {
 		return nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, pod.Name, err)
 	}
-	if _, mirror := pod.Annotations[MirrorPodAnnotation]; !mirror {
-		return forbidden(fmt.Errorf("pod does not have %q annotation, node %q can only create mirror pods", MirrorPodAnnotation, node))
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; !mirror {
+		return forbidden(fmt.Errorf("pod does not have %q annotation, node %q can only create mirror pods", corev1.MirrorPodAnnotationKey, node))
 	}
 	if pod.Spec.NodeName != node {
 		return forbidden(fmt.Errorf("node %q can only create pods with spec.nodeName set to itself", node))

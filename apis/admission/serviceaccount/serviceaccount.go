@@ -28,8 +28,7 @@ const (
 	mountPath    = "/var/run/secrets/kubernetes.io/serviceaccount"
 	// tokenExpiration is upstream's: an hour and seven seconds, which marks the tokens it issues
 	// for the warn-only extension of legacy clients.
-	tokenExpiration  = 60*60 + 7
-	mirrorAnnotation = "kubernetes.io/config.mirror"
+	tokenExpiration = 60*60 + 7
 )
 
 var serviceAccounts = schema.GroupResource{Resource: "serviceaccounts"}
@@ -46,7 +45,7 @@ func (a *Admission) BeforeCreate(ctx context.Context, obj runtime.Object, _ bool
 	if !ok {
 		return nil, nil
 	}
-	if _, mirror := pod.Annotations[mirrorAnnotation]; mirror {
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
 		return nil, nil
 	}
 	if pod.Spec.ServiceAccountName == "" {
