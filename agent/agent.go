@@ -144,16 +144,3 @@ func hostIP() (net.IP, error) {
 	}
 	return nil, fmt.Errorf("no global IPv4 address on this host: name one with --node-ip")
 }
-
-// ClusterDNSAddress is the cluster DNS service's address: the tenth of the service range, as
-// kubeadm and upstream's conventions place kube-dns.
-func ClusterDNSAddress(serviceCIDR string) (string, error) {
-	_, n, err := net.ParseCIDR(serviceCIDR)
-	if err != nil {
-		return "", err
-	}
-	ip := make(net.IP, len(n.IP))
-	copy(ip, n.IP)
-	ip[len(ip)-1] += 10
-	return ip.String(), nil
-}

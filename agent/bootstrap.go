@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,6 +29,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	"k8s.io/cluster-bootstrap/token/jws"
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 )
 
 // JoinTokenDescription marks the join token `keelson server` creates.
@@ -109,14 +109,11 @@ func EnsureJoinToken(ctx context.Context, client kubernetes.Interface, dataDir s
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	id, err := randomString(bootstrapapi.BootstrapTokenIDBytes)
+	token, err := bootstraputil.GenerateBootstrapToken()
 	if err != nil {
 		return "", err
 	}
-	secret, err := randomString(bootstrapapi.BootstrapTokenSecretBytes)
-	if err != nil {
-		return "", err
-	}
+	id, secret, _ := strings.Cut(token, ".")
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: bootstrapapi.BootstrapTokenSecretPrefix + id, Namespace: metav1.NamespaceSystem},
 		Type:       bootstrapapi.SecretTypeBootstrapToken,
@@ -131,7 +128,6 @@ func EnsureJoinToken(ctx context.Context, client kubernetes.Interface, dataDir s
 	if _, err := secrets.Create(ctx, s, metav1.CreateOptions{}); err != nil {
 		return "", fmt.Errorf("join token: %w", err)
 	}
-	token := id + "." + secret
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
 		return "", err
 	}
@@ -178,20 +174,6 @@ func signClusterInfo(ctx context.Context, client kubernetes.Interface, id, secre
 		}
 		return nil
 	}
-}
-
-// randomString is n characters of [a-z0-9].
-func randomString(n int) (string, error) {
-	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, n)
-	for i := range b {
-		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(chars))))
-		if err != nil {
-			return "", err
-		}
-		b[i] = chars[v.Int64()]
-	}
-	return string(b), nil
 }
 
 // Bootstrap gives a node its credentials, as kubeadm join and the kubelet's TLS bootstrap do:

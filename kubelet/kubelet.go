@@ -23,8 +23,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +37,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/keelson/keelson/kubelet/containerd"
 )
 
 // resyncEvery is how many relists (one a second) pass between syncs of every pod, changed or not.
@@ -126,10 +126,9 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient("unix://"+opts.RuntimeSocket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	conn, err := containerd.Dial(ctx, opts.RuntimeSocket)
 	if err != nil {
-		return err
+		return fmt.Errorf("kubelet: container runtime: %w", err)
 	}
 	defer conn.Close()
 	k := &Kubelet{opts: opts, client: client, runtime: runtimeapi.NewRuntimeServiceClient(conn), images: runtimeapi.NewImageServiceClient(conn),
@@ -332,13 +331,6 @@ func (k *Kubelet) adoptOrphans(ctx context.Context) error {
 // specChanged tells whether a pod changed in more than its status.
 func specChanged(old, cur *corev1.Pod) bool {
 	return old.UID != cur.UID || old.Generation != cur.Generation || !apiequality.Semantic.DeepEqual(old.Spec, cur.Spec) ||
-		!equalTime(old.DeletionTimestamp, cur.DeletionTimestamp) || !apiequality.Semantic.DeepEqual(old.Labels, cur.Labels) ||
+		!old.DeletionTimestamp.Equal(cur.DeletionTimestamp) || !apiequality.Semantic.DeepEqual(old.Labels, cur.Labels) ||
 		!apiequality.Semantic.DeepEqual(old.Annotations, cur.Annotations)
-}
-
-func equalTime(a, b *metav1.Time) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Equal(b)
 }

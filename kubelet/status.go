@@ -49,13 +49,9 @@ func (k *Kubelet) podStatus(w *podWorker, pod *corev1.Pod, state *podState) core
 	if pod.Spec.HostNetwork {
 		s.PodIP, s.PodIPs = s.HostIP, []corev1.PodIP{{IP: s.HostIP}}
 	}
-	sandboxID := ""
-	if len(state.sandboxes) > 0 {
-		sandboxID = state.sandboxes[0].Id
-	}
-	s.InitContainerStatuses = k.containerStatuses(w, pod, state, pod.Spec.InitContainers, sandboxID, old.InitContainerStatuses)
-	s.ContainerStatuses = k.containerStatuses(w, pod, state, pod.Spec.Containers, sandboxID, old.ContainerStatuses)
-	s.Phase = podPhase(pod, s.InitContainerStatuses, s.ContainerStatuses, sb != nil)
+	s.InitContainerStatuses = k.containerStatuses(w, pod, state, pod.Spec.InitContainers, old.InitContainerStatuses)
+	s.ContainerStatuses = k.containerStatuses(w, pod, state, pod.Spec.Containers, old.ContainerStatuses)
+	s.Phase = podPhase(pod, s.InitContainerStatuses, s.ContainerStatuses)
 	if old.Phase == corev1.PodSucceeded || old.Phase == corev1.PodFailed {
 		s.Phase = old.Phase // a finished pod never runs again
 	}
@@ -64,7 +60,7 @@ func (k *Kubelet) podStatus(w *podWorker, pod *corev1.Pod, state *podState) core
 }
 
 // containerStatuses reports the containers of one list, in spec order.
-func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podState, containers []corev1.Container, sandboxID string, old []corev1.ContainerStatus) []corev1.ContainerStatus {
+func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podState, containers []corev1.Container, old []corev1.ContainerStatus) []corev1.ContainerStatus {
 	if len(containers) == 0 {
 		return nil
 	}
@@ -76,7 +72,6 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 		if cur != nil {
 			cs.RestartCount = int32(cur.Metadata.Attempt)
 			cs.ContainerID = "containerd://" + cur.Id
-			cs.Image = c.Image
 			cs.ImageID = imageID(cur)
 		}
 		switch {
@@ -84,9 +79,7 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 			if wt, ok := w.waiting[c.Name]; ok {
 				cs.State.Waiting = &wt
-			} else if pod.Status.Phase == "" || len(state.sandboxes) == 0 {
-				cs.State.Waiting.Reason = "ContainerCreating"
-			} else {
+			} else if pod.Status.Phase != "" && len(state.sandboxes) > 0 {
 				cs.State.Waiting.Reason = "PodInitializing"
 			}
 		case cur.State == runtimeapi.ContainerState_CONTAINER_RUNNING:
@@ -112,7 +105,7 @@ func (k *Kubelet) containerStatuses(w *podWorker, pod *corev1.Pod, state *podSta
 					cs.State.Waiting = &wt
 				} else if w.inBackOff(c.Name, cur) {
 					cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
-						Message: "back-off " + backOffText(w, c.Name) + " restarting failed container=" + c.Name + " pod=" + pod.Name + "_" + pod.Namespace + "(" + string(pod.UID) + ")"}
+						Message: "back-off " + w.backOff.Get(c.Name).String() + " restarting failed container=" + c.Name + " pod=" + pod.Name + "_" + pod.Namespace + "(" + string(pod.UID) + ")"}
 				} else {
 					cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 				}
@@ -151,12 +144,6 @@ func restartPolicyOf(pod *corev1.Pod, c *corev1.Container) corev1.RestartPolicy 
 		}
 	}
 	return pod.Spec.RestartPolicy
-}
-
-// backOffText is the current back-off of a container, as upstream prints it ("10s", "1m20s").
-func backOffText(w *podWorker, name string) string {
-	d := w.backOff.Get(name)
-	return d.String()
 }
 
 // terminated is an exited container's terminated state, with its termination message.
@@ -221,7 +208,7 @@ func imageID(st *runtimeapi.ContainerStatus) string {
 }
 
 // podPhase is upstream's phase for the containers' states.
-func podPhase(pod *corev1.Pod, inits, containers []corev1.ContainerStatus, sandboxReady bool) corev1.PodPhase {
+func podPhase(pod *corev1.Pod, inits, containers []corev1.ContainerStatus) corev1.PodPhase {
 	// Init containers not all done: Pending, unless one failed for good.
 	for i, cs := range inits {
 		sidecar := pod.Spec.InitContainers[i].RestartPolicy != nil && *pod.Spec.InitContainers[i].RestartPolicy == corev1.ContainerRestartPolicyAlways

@@ -51,7 +51,6 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 			return
 		}
 	}
-	sbConfig := k.sandboxConfig(pod, sb.Metadata.Attempt)
 	if err := k.writeHosts(pod, state.podIPs()); err != nil {
 		k.log.Warn("writing hosts file", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 	}
@@ -82,7 +81,7 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 		switch {
 		case st == nil:
-			k.startContainer(ctx, w, pod, c, sb.Id, sbConfig, state)
+			k.startContainer(ctx, w, pod, c, sb, state)
 			if !sidecar {
 				return
 			}
@@ -97,7 +96,7 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 			if !sidecar && pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
 				return // the pod has failed
 			}
-			k.restartContainer(ctx, w, pod, c, sb.Id, sbConfig, state, st)
+			k.restartContainer(ctx, w, pod, c, sb, state, st)
 			if !sidecar {
 				return
 			}
@@ -108,9 +107,9 @@ func (k *Kubelet) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod, st
 		st := state.latest(c.Name, sb.Id)
 		switch {
 		case st == nil:
-			k.startContainer(ctx, w, pod, c, sb.Id, sbConfig, state)
+			k.startContainer(ctx, w, pod, c, sb, state)
 		case st.State == runtimeapi.ContainerState_CONTAINER_EXITED && shouldRestart(pod.Spec.RestartPolicy, st.ExitCode):
-			k.restartContainer(ctx, w, pod, c, sb.Id, sbConfig, state, st)
+			k.restartContainer(ctx, w, pod, c, sb, state, st)
 		}
 	}
 	if fresh, err := k.observe(ctx, w.uid); err == nil {
@@ -138,8 +137,8 @@ func podMayRestart(pod *corev1.Pod, state *podState) bool {
 }
 
 // restartContainer starts a new instance of an exited container once its back-off has passed.
-func (k *Kubelet) restartContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sandboxID string,
-	sbConfig *runtimeapi.PodSandboxConfig, state *podState, exited *runtimeapi.ContainerStatus) {
+func (k *Kubelet) restartContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sb *runtimeapi.PodSandbox,
+	state *podState, exited *runtimeapi.ContainerStatus) {
 	key := c.Name
 	finished := time.Unix(0, exited.FinishedAt)
 	started := time.Unix(0, exited.StartedAt)
@@ -152,7 +151,7 @@ func (k *Kubelet) restartContainer(ctx context.Context, w *podWorker, pod *corev
 		return
 	}
 	w.backOff.Next(key, finished)
-	k.startContainer(ctx, w, pod, c, sandboxID, sbConfig, state)
+	k.startContainer(ctx, w, pod, c, sb, state)
 }
 
 // inBackOff tells whether an exited container waits for its back-off, for its status.
@@ -162,8 +161,8 @@ func (w *podWorker) inBackOff(name string, exited *runtimeapi.ContainerStatus) b
 
 // startContainer pulls the image if needed, then creates and starts the container, with the
 // upstream events for each step.
-func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sandboxID string,
-	sbConfig *runtimeapi.PodSandboxConfig, state *podState) {
+func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.Pod, c *corev1.Container, sb *runtimeapi.PodSandbox,
+	state *podState) {
 	imageRef, ok := k.ensureImage(ctx, w, pod, c)
 	if !ok {
 		return
@@ -175,7 +174,8 @@ func (k *Kubelet) startContainer(ctx context.Context, w *podWorker, pod *corev1.
 		w.wakeAfter(2 * time.Second)
 		return
 	}
-	created, err := k.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sandboxID, Config: cfg, SandboxConfig: sbConfig})
+	created, err := k.runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: sb.Id, Config: cfg,
+		SandboxConfig: k.sandboxConfig(pod, sb.Metadata.Attempt)})
 	if err != nil {
 		w.waiting[c.Name] = corev1.ContainerStateWaiting{Reason: "CreateContainerError", Message: err.Error()}
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, "Failed", "Error: %v", err)

@@ -135,13 +135,7 @@ func (w *podWorker) sync(ctx context.Context) bool {
 func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod, state *podState) {
 	if !w.terminating {
 		w.terminating = true
-		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
-		if pod.DeletionGracePeriodSeconds != nil {
-			grace = *pod.DeletionGracePeriodSeconds
-		} else if pod.Spec.TerminationGracePeriodSeconds != nil {
-			grace = *pod.Spec.TerminationGracePeriodSeconds
-		}
-		w.k.killPod(ctx, pod, state, grace)
+		w.k.killPod(ctx, pod, state, graceFor(pod))
 		if fresh, err := w.k.observe(ctx, w.uid); err == nil {
 			state = fresh
 		}

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/keelson/keelson/agent"
+	"github.com/keelson/keelson/controllers/manager"
 	"github.com/keelson/keelson/kubelet/containerd"
 	"github.com/keelson/keelson/kubelet/images/build"
+	"github.com/keelson/keelson/proxy"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
@@ -99,7 +101,7 @@ func benchPodStart(ctx context.Context, cfg *rest.Config, bc *benchCluster, coun
 		if _, seen := running[p.Name]; !seen && p.Status.Phase == corev1.PodRunning {
 			running[p.Name] = now.Sub(t)
 		}
-		if _, seen := ready[p.Name]; !seen && podReady(p) {
+		if _, seen := ready[p.Name]; !seen && manager.PodReady(p) {
 			ready[p.Name] = now.Sub(t)
 			if len(ready) == count {
 				close(allReady)
@@ -183,18 +185,9 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // purgeNode kills what a benchmark node's containerd left running and unmounts its pods' mounts.
 func purgeNode(dataDir string) {
 	containerd.KillShims(filepath.Join(agent.Dir(dataDir), "containerd", "containerd.sock"))
 	_ = containerd.UnmountUnder(dataDir)
-	_ = exec.Command("nft", "delete", "table", "ip", "keelson").Run()
+	_ = exec.Command("nft", "delete", "table", "ip", proxy.DefaultTableName).Run()
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/keelson/keelson/agent"
 	"github.com/keelson/keelson/agent/nodenet"
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/clusterdns"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -90,9 +91,11 @@ func runAgent(ctx context.Context, args []string) error {
 		}
 	}
 	if opts.ClusterDNS == "" {
-		if opts.ClusterDNS, err = agent.ClusterDNSAddress(opts.ServiceCIDR); err != nil {
+		ip, err := clusterdns.ServiceIP(opts.ServiceCIDR)
+		if err != nil {
 			return err
 		}
+		opts.ClusterDNS = ip.String()
 	}
 	opts.Log = log
 	return agent.Run(ctx, cfg, opts)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keelson/keelson/agent"
 	"github.com/keelson/keelson/apis/apiserver"
+	"github.com/keelson/keelson/clusterdns"
 	"github.com/keelson/keelson/controllers/certificates"
 	"github.com/keelson/keelson/controllers/controllermanager"
 	"github.com/keelson/keelson/controllers/nodeipam"
@@ -162,9 +163,11 @@ func runServer(ctx context.Context, name string, args []string) error {
 				agentOpts.DataDir, agentOpts.Log, agentOpts.ClientCA = *dataDir, log.With("component", "agent"), s.CAPEM()
 				agentOpts.ClusterCIDR, agentOpts.ServiceCIDR = cmOpts.ClusterCIDR, *serviceCIDR
 				if agentOpts.ClusterDNS == "" {
-					if agentOpts.ClusterDNS, err = agent.ClusterDNSAddress(*serviceCIDR); err != nil {
+					ip, err := clusterdns.ServiceIP(*serviceCIDR)
+					if err != nil {
 						return err
 					}
+					agentOpts.ClusterDNS = ip.String()
 				}
 				run(func(ctx context.Context) error { return agent.Run(ctx, cfg, agentOpts) })
 			}

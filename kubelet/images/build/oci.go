@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -119,7 +117,7 @@ func WriteArchive(w io.Writer, img Image) (Written, error) {
 
 	blobs := map[string][]byte{}
 	for _, b := range [][]byte{layer, config, manifest} {
-		blobs["blobs/sha256/"+hexDigest(b)] = b
+		blobs["blobs/sha256/"+digest.FromBytes(b).Encoded()] = b
 	}
 	files := []File{
 		{Path: ocispec.ImageLayoutFile, Mode: 0o644, Data: layout},
@@ -143,7 +141,7 @@ func layerTarGz(files []File) ([]byte, string, error) {
 	if err := writeTar(&raw, files); err != nil {
 		return nil, "", err
 	}
-	diffID := "sha256:" + hexDigest(raw.Bytes())
+	diffID := digest.FromBytes(raw.Bytes()).String()
 	var gz bytes.Buffer
 	// A zero gzip header (no name, no time) keeps the compressed bytes a function of the content.
 	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
@@ -217,11 +215,6 @@ func tagOf(name string) (string, error) {
 	return name[i+1:], nil
 }
 
-func hexDigest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 func descriptorOf(mediaType string, b []byte) ocispec.Descriptor {
-	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.Digest("sha256:" + hexDigest(b)), Size: int64(len(b))}
+	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
 }
