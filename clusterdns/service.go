@@ -204,11 +204,9 @@ func ensureSlices(ctx context.Context, client kubernetes.Interface, node string,
 				},
 				NodeName: ptr.To(node),
 			}},
-			Ports: []discoveryv1.EndpointPort{
-				{Name: ptr.To("dns"), Port: ptr.To[int32](Port), Protocol: ptr.To(corev1.ProtocolUDP)},
-				{Name: ptr.To("dns-tcp"), Port: ptr.To[int32](Port), Protocol: ptr.To(corev1.ProtocolTCP)},
-				{Name: ptr.To("metrics"), Port: ptr.To[int32](MetricsPort), Protocol: ptr.To(corev1.ProtocolTCP)},
-			},
+		}
+		for _, p := range servicePorts() {
+			want.Ports = append(want.Ports, discoveryv1.EndpointPort{Name: ptr.To(p.Name), Port: ptr.To(p.Port), Protocol: ptr.To(p.Protocol)})
 		}
 		if err := ensureSlice(ctx, client, want); err != nil {
 			return err

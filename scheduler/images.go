@@ -17,7 +17,7 @@ const (
 // normalized name), each weighed by the share of nodes that have it (so that a pod is not
 // drawn to one node by an image all nodes have), scaled to 0..100 between upstream's
 // thresholds.
-func imageLocality(pod *corev1.Pod, images map[string]int64, nodesWithImage func(string) int, allNodes int) int64 {
+func imageLocality(pod *corev1.Pod, images map[string]int64, nodesWithImage map[string]int, allNodes int) int64 {
 	var sum int64
 	containers := 0
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
@@ -25,7 +25,7 @@ func imageLocality(pod *corev1.Pod, images map[string]int64, nodesWithImage func
 			containers++
 			name := normalizedImageName(c.Image)
 			if size, ok := images[name]; ok && allNodes > 0 {
-				sum += int64(float64(size) * float64(nodesWithImage(name)) / float64(allNodes))
+				sum += int64(float64(size) * float64(nodesWithImage[name]) / float64(allNodes))
 			}
 		}
 	}

@@ -39,7 +39,7 @@ func (s *Scheduler) score(c *cycle, feasible []*nodeInfo) []int64 {
 	allNodes := len(s.cache.nodeOrder())
 	for i, ni := range feasible {
 		totals[i] = weightFit*s.fitScore(c.pi, ni) + weightBalanced*balancedScore(c.pi, ni) +
-			weightImageLocality*imageLocality(c.pi.pod, ni.images, func(name string) int { return s.cache.imageNodes[name] }, allNodes)
+			weightImageLocality*imageLocality(c.pi.pod, ni.images, s.cache.imageNodes, allNodes)
 		taints[i] = intolerablePreferNoSchedule(c.pi.pod, ni.node)
 		if preferred != nil {
 			affinity[i] = preferred.Score(ni.node)

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"k8s.io/utils/ptr"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -79,14 +80,14 @@ func TestNominatedPodsHoldTheirRoomAgainstLowerPriorities(t *testing.T) {
 	ni := scoreTestNode("4", "8Gi")
 	c.nodes["n"] = ni
 	high := scoreTestPod("high", "3", "1Gi").pod
-	high.Spec.Priority = ptrTo(int32(100))
+	high.Spec.Priority = ptr.To(int32(100))
 	c.nominate(high, "n")
 	low := scoreTestPod("low", "2", "1Gi")
 	if fitsResources(low, c.withNominated(ni, low.pod)).ok() {
 		t.Fatal("a lower-priority pod took the room held for a nominated pod")
 	}
 	higher := scoreTestPod("higher", "2", "1Gi")
-	higher.pod.Spec.Priority = ptrTo(int32(1000))
+	higher.pod.Spec.Priority = ptr.To(int32(1000))
 	if !fitsResources(higher, c.withNominated(ni, higher.pod)).ok() {
 		t.Fatal("a higher-priority pod was kept out by a nominated pod")
 	}
@@ -116,7 +117,7 @@ func TestImageLocalityFavoursNodesWithTheImage(t *testing.T) {
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx:1.25"}}}}
 	with := &corev1.Node{Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{"docker.io/library/nginx:1.25"}, SizeBytes: 500 * 1024 * 1024}}}}
 	without := &corev1.Node{}
-	count := func(string) int { return 1 }
+	count := map[string]int{"docker.io/library/nginx:1.25": 1}
 	w, wo := imageLocality(pod, imagesOf(with), count, 2), imageLocality(pod, imagesOf(without), count, 2)
 	if wo != 0 || w <= 0 || w > maxNodeScore {
 		t.Fatalf("with %d, without %d", w, wo)

@@ -199,7 +199,11 @@ func (n *Nodes) register(ctx context.Context, name string) error {
 	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		err := n.postStatus(ctx, created)
 		if apierrors.IsConflict(err) {
-			created, _ = n.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			fresh, getErr := n.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if getErr != nil {
+				return getErr
+			}
+			created = fresh
 		}
 		return err
 	})

@@ -129,15 +129,7 @@ func (c *Cluster) Stop() {
 		n.stop()
 	}
 	c.nodes = nil
-	_ = c.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
+	interrupt(c.cmd, 10*time.Second)
 	if c.agent {
 		c.purgeNode()
 		return

@@ -33,18 +33,9 @@ func StartNode() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	pause, err := pauseBinary()
+	dir, err := nodeDataDir(bin, "keelson-node-")
 	if err != nil {
 		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "keelson-node-")
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, bin, "images", "build", "--data-dir", dir, "--pause-binary", pause).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("keelson images build: %v\n%s", err, out)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -56,6 +47,25 @@ func StartNode() (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// nodeDataDir makes a node's data directory, its images (pause, busybox) built into it.
+func nodeDataDir(bin, prefix string) (string, error) {
+	pause, err := pauseBinary()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, bin, "images", "build", "--data-dir", dir, "--pause-binary", pause).CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", fmt.Errorf("keelson images build: %v\n%s", err, out)
+	}
+	return dir, nil
 }
 
 // pauseBinary builds the static pause program into bin/ (BIN_keelson-pause names a prebuilt one).
@@ -80,9 +90,28 @@ func pauseBinary() (string, error) {
 // purgeNode kills what the node's containerd left running and unmounts what its pods left
 // mounted, so that the data directory can go.
 func (c *Cluster) purgeNode() {
-	containerd.KillShims(filepath.Join(c.DataDir, "agent", "containerd", "containerd.sock"))
-	_ = containerd.UnmountUnder(c.DataDir)
-	_ = os.RemoveAll(c.DataDir)
+	purgeDataDir(c.DataDir)
 	// The proxy leaves its rules on exit, as kube-proxy does; a test's node takes them along.
 	_ = exec.Command("nft", "delete", "table", "ip", "keelson").Run()
+}
+
+// purgeDataDir kills the containers a node's containerd left running, unmounts what its pods
+// left mounted and removes the node's data directory.
+func purgeDataDir(dir string) {
+	containerd.KillShims(filepath.Join(dir, "agent", "containerd", "containerd.sock"))
+	_ = containerd.UnmountUnder(dir)
+	_ = os.RemoveAll(dir)
+}
+
+// interrupt asks a process to stop and kills it if it has not within grace.
+func interrupt(cmd *exec.Cmd, grace time.Duration) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }

@@ -10,7 +10,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/keelson/keelson/kubelet/containerd"
 )
 
 // extraNode is a node StartNode's cluster gained with AddNode.
@@ -33,19 +32,9 @@ func (c *Cluster) AddNode(name string) error {
 	if err != nil {
 		return err
 	}
-	pause, err := pauseBinary()
+	dir, err := nodeDataDir(bin, "keelson-node-"+name+"-")
 	if err != nil {
 		return err
-	}
-	dir, err := os.MkdirTemp("", "keelson-node-"+name+"-")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, bin, "images", "build", "--data-dir", dir, "--pause-binary", pause).CombinedOutput(); err != nil {
-		_ = os.RemoveAll(dir)
-		return fmt.Errorf("keelson images build: %v\n%s", err, out)
 	}
 	n := &extraNode{name: name, dir: dir, log: &SyncBuffer{}}
 	n.cmd = exec.Command(bin, "agent", "--netns", name, "--node-name", name, "--kubeconfig", c.Kubeconfig, "--data-dir", dir)
@@ -83,18 +72,8 @@ func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
 }
 
 func (n *extraNode) stop() {
-	_ = n.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = n.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(45 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-done
-	}
-	containerd.KillShims(filepath.Join(n.dir, "agent", "containerd", "containerd.sock"))
-	_ = containerd.UnmountUnder(n.dir)
-	_ = os.RemoveAll(n.dir)
+	interrupt(n.cmd, 45*time.Second)
+	purgeDataDir(n.dir)
 	// The agent removes its namespace on a clean exit; after a kill it is left.
 	if _, err := os.Stat(filepath.Join("/var/run/netns", n.name)); err == nil {
 		_ = exec.Command("ip", "netns", "delete", n.name).Run()

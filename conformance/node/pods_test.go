@@ -75,8 +75,8 @@ var _ = Describe("Pods on a real node", func() {
 		Expect(pod.Status.PodIP).To(HavePrefix("10.244."))
 		Expect(pod.Status.HostIP).NotTo(BeEmpty())
 		Expect(pod.Status.StartTime).NotTo(BeNil())
-		Expect(conditionStatus(pod, corev1.PodReady)).To(Equal(corev1.ConditionFalse))
-		Expect(conditionReason(pod, corev1.PodReady)).To(Equal("PodCompleted"))
+		Expect(podCondition(pod, corev1.PodReady).Status).To(Equal(corev1.ConditionFalse))
+		Expect(podCondition(pod, corev1.PodReady).Reason).To(Equal("PodCompleted"))
 		Expect(eventsOf(ctx, ns, "done")).To(ContainElements(
 			"Normal Scheduled Successfully assigned "+ns+"/done to "+nodeName,
 			`Normal Pulled Container image "`+busybox+`" already present on machine`,
@@ -229,12 +229,8 @@ var _ = Describe("A node agent that restarts", func() {
 			g.Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeZero())
 		}, "3s").Should(Succeed())
 		Expect(runtimeHas(ctx, string(before.UID))).To(BeTrue())
-		// The next specs need the controllers, which lead again only once the old process's
-		// lease is released or expires: wait for a new namespace's default ServiceAccount.
-		next := newNamespace(ctx)
-		Eventually(func() error {
-			_, err := client.CoreV1().ServiceAccounts(next).Get(ctx, "default", metav1.GetOptions{})
-			return err
-		}).WithTimeout(time.Minute).Should(Succeed())
+		// The next specs need the controllers back: newNamespace waits for a new namespace's
+		// default ServiceAccount.
+		newNamespace(ctx)
 	})
 })

@@ -110,7 +110,7 @@ func waitForReady(ctx context.Context, ns string, names ...string) {
 		Eventually(func(g Gomega) {
 			pod, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(conditionStatus(pod, corev1.PodReady)).To(Equal(corev1.ConditionTrue), "status: %+v", pod.Status)
+			g.Expect(podCondition(pod, corev1.PodReady).Status).To(Equal(corev1.ConditionTrue), "status: %+v", pod.Status)
 		}).Should(Succeed())
 	}
 }
@@ -135,24 +135,6 @@ func eventsOf(ctx context.Context, ns, name string) []string {
 		out = append(out, fmt.Sprintf("%s %s %s", e.Type, e.Reason, e.Message))
 	}
 	return out
-}
-
-func conditionStatus(pod *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == t {
-			return c.Status
-		}
-	}
-	return ""
-}
-
-func conditionReason(pod *corev1.Pod, t corev1.PodConditionType) string {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == t {
-			return c.Reason
-		}
-	}
-	return ""
 }
 
 // runtimeHas tells whether the started node's runtime still has a sandbox or container of the
