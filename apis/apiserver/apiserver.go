@@ -35,8 +35,6 @@ import (
 	"github.com/keelson/keelson/apis/strategy"
 	"github.com/keelson/keelson/pki"
 	"github.com/keelson/keelson/registry/etcd"
-	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 )
@@ -230,9 +228,7 @@ func Run(ctx context.Context, opts Options, started chan<- *Server) error {
 	s.api.SetConnect(connect.New(s.api, kubeletPair, opts.Log))
 	s.discovery = discovery.New(cat, sch, net.JoinHostPort(opts.AdvertiseAddress, strconv.Itoa(opts.Port)))
 	s.aggregator = aggregator.New(s.api, proxyCert, opts.Log)
-	s.discovery.Extra = func() ([]metav1.APIGroup, []apidiscoveryv2.APIGroupDiscovery) {
-		return s.aggregator.Groups(), s.aggregator.DiscoveryGroups()
-	}
+	s.discovery.ExtraGroups, s.discovery.ExtraDiscovery = s.aggregator.Groups, s.aggregator.DiscoveryGroups
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

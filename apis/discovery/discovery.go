@@ -37,9 +37,10 @@ type Server struct {
 	resources  map[schema.GroupVersion]*metav1.APIResourceList
 	aggregated map[bool]*apidiscoveryv2.APIGroupDiscoveryList // by legacy (/api) or not (/apis)
 
-	// Extra, when set, returns the groups served by other servers (API aggregation), listed in
-	// /apis after the built-in ones, in both forms.
-	Extra func() ([]metav1.APIGroup, []apidiscoveryv2.APIGroupDiscovery)
+	// ExtraGroups and ExtraDiscovery, when set, return the groups served by other servers (API
+	// aggregation), listed in /apis after the built-in ones, in each form.
+	ExtraGroups    func() []metav1.APIGroup
+	ExtraDiscovery func() []apidiscoveryv2.APIGroupDiscovery
 }
 
 // New builds the documents of c. serverAddress is reported to clients in /api.
@@ -181,8 +182,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) (ok bool) {
 			return true
 		}
 		groups := s.groups
-		if s.Extra != nil {
-			if extra, _ := s.Extra(); len(extra) > 0 {
+		if s.ExtraGroups != nil {
+			if extra := s.ExtraGroups(); len(extra) > 0 {
 				groups = groups.DeepCopy()
 				groups.Groups = append(groups.Groups, extra...)
 			}
@@ -221,8 +222,8 @@ func (s *Server) serveAggregated(w http.ResponseWriter, r *http.Request, legacy 
 				continue
 			}
 			doc := s.aggregated[legacy]
-			if !legacy && s.Extra != nil {
-				if _, extra := s.Extra(); len(extra) > 0 {
+			if !legacy && s.ExtraDiscovery != nil {
+				if extra := s.ExtraDiscovery(); len(extra) > 0 {
 					doc = doc.DeepCopy()
 					doc.Items = append(doc.Items, extra...)
 				}
