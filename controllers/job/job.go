@@ -41,9 +41,6 @@ const maxUncounted = 500
 // maxPodsPerSync bounds the pods created or deleted in one sync.
 const maxPodsPerSync = 500
 
-// expectationsTimeout is how long the controller trusts its own pending creates and deletes.
-const expectationsTimeout = 5 * time.Minute
-
 // orphanPrefix marks queue keys that name a pod whose tracking finalizer no Job will remove.
 const orphanPrefix = "pod:"
 
@@ -67,17 +64,12 @@ type controller struct {
 
 	// mu guards the three maps below, all keyed by the Job's key.
 	mu sync.Mutex
-	// expectations are pod creates and deletes issued but not yet seen in the informer.
-	expectations map[string]*expectation
+	// pending are pod creates and deletes issued but not yet seen in the informer.
+	pending manager.Expectations
 	// removing are the pods whose tracking finalizer removal was issued but not yet seen.
 	removing map[string]sets.Set[types.UID]
 	// backoffs record the pod failures since each Job's last success.
 	backoffs map[string]backoff
-}
-
-type expectation struct {
-	adds, dels int
-	at         time.Time
 }
 
 // New returns the Job controller.
@@ -85,7 +77,7 @@ func New(c *manager.Context) (manager.Controller, error) {
 	jobs := c.Informers.Batch().V1().Jobs()
 	pods := c.Informers.Core().V1().Pods()
 	ctl := &controller{client: c.Client, jobLister: jobs.Lister(), podLister: pods.Lister(), now: time.Now,
-		expectations: map[string]*expectation{}, removing: map[string]sets.Set[types.UID]{}, backoffs: map[string]backoff{}}
+		removing: map[string]sets.Set[types.UID]{}, backoffs: map[string]backoff{}}
 	ctl.Loop = manager.NewLoop("job-controller", 5, c.Log, ctl.sync)
 	ctl.Synced = []cache.InformerSynced{jobs.Informer().HasSynced, pods.Informer().HasSynced}
 	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -186,9 +178,9 @@ func (c *controller) podEvent(old, p *corev1.Pod, deleted bool) {
 	}
 	switch {
 	case old == nil && !deleted && p.DeletionTimestamp == nil:
-		c.observe(key, 1, 0)
+		c.pending.Observe(key, 1, 0)
 	case deleted, p.DeletionTimestamp != nil && (old == nil || old.DeletionTimestamp == nil):
-		c.observe(key, 0, 1)
+		c.pending.Observe(key, 0, 1)
 	}
 	if deleted || !hasTrackingFinalizer(p) {
 		c.finalizerGone(key, p.UID)
@@ -206,28 +198,6 @@ func (c *controller) enqueueSelecting(p *corev1.Pod) {
 			c.Enqueue(j.Namespace + "/" + j.Name)
 		}
 	}
-}
-
-func (c *controller) expect(key string, adds, dels int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expectations[key] = &expectation{adds: adds, dels: dels, at: c.now()}
-}
-
-func (c *controller) observe(key string, added, deleted int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.expectations[key]; ok {
-		e.adds -= added
-		e.dels -= deleted
-	}
-}
-
-func (c *controller) satisfied(key string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.expectations[key]
-	return !ok || (e.adds <= 0 && e.dels <= 0) || c.now().Sub(e.at) > expectationsTimeout
 }
 
 func (c *controller) expectFinalizersGone(key string, uids []types.UID) {
@@ -256,7 +226,7 @@ func (c *controller) removingUIDs(key string) sets.Set[types.UID] {
 func (c *controller) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.expectations, key)
+	c.pending.Forget(key)
 	delete(c.removing, key)
 	delete(c.backoffs, key)
 }

@@ -63,7 +63,7 @@ func (s *syncState) run(ctx context.Context) (time.Duration, error) {
 	if job.Status.UncountedTerminatedPods == nil {
 		job.Status.UncountedTerminatedPods = &batchv1.UncountedTerminatedPods{}
 	}
-	satisfied := s.c.satisfied(s.key)
+	satisfied := s.c.pending.Satisfied(s.key)
 	if err := s.claimPods(ctx); err != nil {
 		return 0, err
 	}
@@ -383,7 +383,7 @@ func (s *syncState) manage(ctx context.Context) error {
 	if diff == 0 {
 		return nil
 	}
-	s.c.expect(s.key, int(diff), 0)
+	s.c.pending.Expect(s.key, int(diff), 0)
 	created, err := manager.SlowStart(int(diff), func(i int) error {
 		ix := noIndex
 		if indexes != nil {
@@ -392,7 +392,7 @@ func (s *syncState) manage(ctx context.Context) error {
 		return s.createPod(ctx, ix)
 	})
 	if skipped := int(diff) - created; skipped > 0 {
-		s.c.observe(s.key, skipped, 0)
+		s.c.pending.Observe(s.key, skipped, 0)
 	}
 	s.activeCount += int32(created)
 	return err
@@ -539,7 +539,7 @@ func (s *syncState) deletePods(ctx context.Context, pods []*corev1.Pod, release 
 		return 0, 0, nil
 	}
 	if release {
-		s.c.expect(s.key, 0, len(pods))
+		s.c.pending.Expect(s.key, 0, len(pods))
 	}
 	var mu sync.Mutex
 	var deleted, deletedReady int32
@@ -550,7 +550,7 @@ func (s *syncState) deletePods(ctx context.Context, pods []*corev1.Pod, release 
 			err := s.deletePod(ctx, p, release)
 			if err != nil && !apierrors.IsNotFound(err) {
 				if release {
-					s.c.observe(s.key, 0, 1)
+					s.c.pending.Observe(s.key, 0, 1)
 				}
 				errs <- err
 				return
